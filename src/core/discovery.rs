@@ -1,0 +1,109 @@
+//! Which files belong to a session, as paths (../shared/docs/transcripts.md,
+//! "Layout on disk"). Agent ids are validated by
+//! [`super::metadata::is_valid_agent_id`] before they get here, and names are
+//! only ever looked up among a folder's listed entries, so no id is ever
+//! turned into a path that walks elsewhere.
+
+/// Split `/a/b/c.jsonl` into (`/a/b`, `c.jsonl`).
+pub fn split_path(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(0) => ("/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (".", path),
+    }
+}
+
+/// `dir` + `/` + `name`.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// `c.jsonl` -> `c`.
+pub fn file_stem(name: &str) -> &str {
+    name.strip_suffix(".jsonl").unwrap_or(name)
+}
+
+/// The file name of a subagent transcript.
+pub fn agent_file_name(agent_id: &str) -> String {
+    format!("agent-{agent_id}.jsonl")
+}
+
+/// Whether a folder entry is a subagent transcript (`agent-*.jsonl`).
+pub fn is_agent_file_name(name: &str) -> bool {
+    name.len() > "agent-.jsonl".len()
+        && name.starts_with("agent-")
+        && name.ends_with(".jsonl")
+        && !name.contains('/')
+}
+
+/// Where a session's files live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLayout {
+    /// The folder of the main transcript (older subagent layout: beside it).
+    pub dir: String,
+    /// `<uuid>.jsonl`.
+    pub transcript_name: String,
+    /// `<dir>/<uuid>/subagents` (current layout).
+    pub subagents_dir: String,
+}
+
+impl SessionLayout {
+    pub fn of(transcript_path: &str) -> Self {
+        let (dir, name) = split_path(transcript_path);
+        let subagents_dir = join(&join(dir, file_stem(name)), "subagents");
+        SessionLayout { dir: dir.to_string(), transcript_name: name.to_string(), subagents_dir }
+    }
+
+    /// Resolve an agent file by name among the listed entries of the two
+    /// folders: the current layout wins over the older one.
+    pub fn locate_agent(&self, file_name: &str, in_subagents: &[String], in_dir: &[String]) -> Option<String> {
+        if in_subagents.iter().any(|n| n == file_name) {
+            Some(join(&self.subagents_dir, file_name))
+        } else if in_dir.iter().any(|n| n == file_name) {
+            Some(join(&self.dir, file_name))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_of_a_transcript() {
+        let l = SessionLayout::of("/home/u/.claude/projects/-p/abc.jsonl");
+        assert_eq!(l.dir, "/home/u/.claude/projects/-p");
+        assert_eq!(l.transcript_name, "abc.jsonl");
+        assert_eq!(l.subagents_dir, "/home/u/.claude/projects/-p/abc/subagents");
+    }
+
+    #[test]
+    fn current_layout_wins_and_unlisted_names_are_not_found() {
+        let l = SessionLayout::of("/p/s.jsonl");
+        let sub = vec!["agent-a1b2c3d.jsonl".to_string()];
+        let flat = vec!["agent-a1b2c3d.jsonl".to_string(), "agent-deadbeef.jsonl".to_string()];
+        assert_eq!(l.locate_agent("agent-a1b2c3d.jsonl", &sub, &flat).unwrap(), "/p/s/subagents/agent-a1b2c3d.jsonl");
+        assert_eq!(l.locate_agent("agent-deadbeef.jsonl", &sub, &flat).unwrap(), "/p/agent-deadbeef.jsonl");
+        assert_eq!(l.locate_agent("agent-../x.jsonl", &sub, &flat), None);
+    }
+
+    #[test]
+    fn agent_file_names() {
+        assert!(is_agent_file_name("agent-acompact-e1f845.jsonl"));
+        assert!(!is_agent_file_name("agent-.jsonl"));
+        assert!(!is_agent_file_name("s.jsonl"));
+        assert!(!is_agent_file_name("agent-x.jsonl.bak"));
+    }
+
+    #[test]
+    fn split_edge_cases() {
+        assert_eq!(split_path("/x.jsonl"), ("/", "x.jsonl"));
+        assert_eq!(split_path("x.jsonl"), (".", "x.jsonl"));
+    }
+}

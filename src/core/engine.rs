@@ -1,0 +1,625 @@
+//! The engine: one agent session's sync state and the algorithm that moves
+//! new complete lines to the backend.
+//!
+//! State (per file: lines the server confirmed, how far the file was read,
+//! a stat snapshot; per session: the server's session id and metadata) lives
+//! here only, and changes only after the server confirmed a chunk or after
+//! init told us its state. I/O goes through the [`super::io`] traits.
+
+use super::chunk::{escape_line, ChunkBuilder, ChunkTarget};
+use super::client::Client;
+use super::config::SessionConfig;
+use super::discovery::{self, SessionLayout};
+use super::error::{ErrorKind, SyncError};
+use super::io::{Clock, FileStat, FileSystem, Method, ReadAt, Transport};
+use super::limits::{
+    GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES,
+    MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES, MAX_DISCOVERY_ROUNDS,
+};
+use super::lines::{LineReader, Next};
+use super::metadata::{self, Wants};
+use super::protocol::{self, ChunkMetadata, GitInfo, InitMetadata, InitRequest, InitResponse};
+use super::redact::{RedactionCounts, Redactor};
+use super::report::{FileFailure, FileReport, FileStats, FileType, SyncReport};
+use super::retry::{self, Repeat};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+/// How far a file has been read: `lines` complete lines end at byte `bytes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Position {
+    lines: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct TrackedFile {
+    /// Base name, the backend's `file_name`.
+    name: String,
+    file_type: FileType,
+    /// Where it was found; `None` while a file known to the server is not found locally.
+    path: Option<String>,
+    /// Lines the server holds.
+    confirmed: u64,
+    /// Where reading resumes (`lines <= confirmed` except transiently).
+    pos: Position,
+    /// Stat when the file was last read to its end: unchanged means nothing new.
+    snapshot: Option<FileStat>,
+}
+
+impl TrackedFile {
+    fn new(name: String, file_type: FileType, path: Option<String>) -> Self {
+        TrackedFile { name, file_type, path, confirmed: 0, pos: Position::default(), snapshot: None }
+    }
+}
+
+/// Session-level metadata gathered from the transcript.
+#[derive(Debug, Default)]
+struct SessionMeta {
+    first_user_message: Option<String>,
+    summary: Option<String>,
+    git: GitInfo,
+    /// Summaries that name an earlier session's last message (`leafUuid`).
+    leaf_summaries: Vec<(String, String)>,
+    /// Leaves already handled by this instance.
+    linked_leaves: BTreeSet<String>,
+}
+
+/// Why one file stopped.
+enum FileFailureKind {
+    /// A chunk upload failed: re-read the server's state, then maybe go on.
+    Upload(SyncError),
+    /// The file itself is the problem (unreadable, line too long, rewritten).
+    Local(SyncError),
+}
+
+pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
+    config: SessionConfig,
+    layout: SessionLayout,
+    fs: F,
+    client: Client<T, C>,
+    redactor: Redactor,
+    session_id: Option<String>,
+    /// `files[0]` is the transcript; agents follow in discovery order.
+    files: Vec<TrackedFile>,
+    /// Every valid agent id referenced by a line read so far.
+    agent_ids: BTreeSet<String>,
+    meta: SessionMeta,
+    chunk: ChunkBuilder,
+    escaped: Vec<u8>,
+}
+
+impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
+    /// Validate the configuration; nothing is sent.
+    pub fn new(config: SessionConfig, fs: F, transport: T, clock: C) -> Result<Self, SyncError> {
+        config.validate()?;
+        let redactor = Redactor::new(&config.redaction).map_err(|e| SyncError::config(e.to_string()))?;
+        let layout = SessionLayout::of(&config.transcript_path);
+        let client = Client::new(transport, clock, &config.backend_url, &config.api_key);
+        let transcript = TrackedFile::new(
+            layout.transcript_name.clone(),
+            FileType::Transcript,
+            Some(config.transcript_path.clone()),
+        );
+        Ok(Engine {
+            config,
+            layout,
+            fs,
+            client,
+            redactor,
+            session_id: None,
+            files: vec![transcript],
+            agent_ids: BTreeSet::new(),
+            meta: SessionMeta::default(),
+            chunk: ChunkBuilder::default(),
+            escaped: Vec::new(),
+        })
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    pub fn client_mut(&mut self) -> &mut Client<T, C> {
+        &mut self.client
+    }
+
+    /// Lines confirmed by the server, per known file.
+    pub fn stats(&self) -> Vec<FileStats> {
+        self.files
+            .iter()
+            .map(|f| FileStats { name: f.name.clone(), file_type: f.file_type, lines_synced: f.confirmed })
+            .collect()
+    }
+
+    /// Forget the server session and every resume point.
+    pub fn reset(&mut self) {
+        self.session_id = None;
+        for f in &mut self.files {
+            f.confirmed = 0;
+            f.pos = Position::default();
+            f.snapshot = None;
+        }
+    }
+
+    /// Create or resume the session on the backend and learn its resume points.
+    pub fn init(&mut self) -> Result<String, SyncError> {
+        if self.meta.git.is_empty() {
+            self.meta.git = self.read_git_info();
+        }
+        let git_info = (!self.meta.git.is_empty()).then(|| self.meta.git.clone());
+        let request = InitRequest {
+            external_id: &self.config.external_id,
+            transcript_path: &self.config.transcript_path,
+            provider: "claude-code",
+            metadata: InitMetadata {
+                cwd: self.config.cwd.clone(),
+                git_info,
+                hostname: self.config.hostname.clone(),
+                username: self.config.username.clone(),
+            },
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(format!("init body: {e}")))?;
+        let answer = self.client.call(Method::Post, protocol::PATH_INIT, Some(&body), Repeat::Safe)?;
+        let answer: InitResponse = parse_answer(protocol::PATH_INIT, &answer)?;
+        self.apply_server_state(&answer);
+        self.session_id = Some(answer.session_id.clone());
+        Ok(answer.session_id)
+    }
+
+    /// Take the server's line counts as the truth; keep read positions that
+    /// are still valid (at or behind the server's count).
+    fn apply_server_state(&mut self, answer: &InitResponse) {
+        for (name, server) in &answer.files {
+            if name == &self.layout.transcript_name || self.files.iter().any(|f| &f.name == name) {
+                continue;
+            }
+            if discovery::is_agent_file_name(name) {
+                self.files.push(TrackedFile::new(name.clone(), FileType::Agent, None));
+            }
+            let _ = server;
+        }
+        for f in &mut self.files {
+            let server = answer.files.get(&f.name).map_or(0, |s| s.last_synced_line);
+            if server != f.confirmed {
+                f.snapshot = None;
+            }
+            f.confirmed = server;
+            if f.pos.lines > server {
+                // The server holds fewer lines than we read past: find the
+                // resume point again from the start.
+                f.pos = Position::default();
+            }
+        }
+    }
+
+    /// Branch and repo URL: the transcript's first `gitBranch` (and its
+    /// `cwd`), the origin URL from `<cwd>/.git/config` when readable, and
+    /// `.git/HEAD` as a fallback for the branch.
+    fn read_git_info(&mut self) -> GitInfo {
+        let mut git = GitInfo::default();
+        let mut cwd = self.config.cwd.clone();
+        if let Ok(file) = self.fs.open(&self.config.transcript_path) {
+            let mut reader = LineReader::new(&file, 0, MAX_CHUNK_LINE_BYTES);
+            for _ in 0..64 {
+                let Ok(Next::Line(line)) = reader.next_line() else { break };
+                let text = String::from_utf8_lossy(line);
+                let facts = metadata::scan_line(&text, Wants { git_branch: true, cwd: cwd.is_empty(), ..Wants::default() });
+                if cwd.is_empty() {
+                    if let Some(c) = facts.cwd {
+                        cwd = c;
+                    }
+                }
+                if let Some(branch) = facts.git_branch {
+                    git.branch = Some(branch);
+                    break;
+                }
+            }
+        }
+        if !cwd.is_empty() {
+            let git_dir = discovery::join(&cwd, ".git");
+            if let Some(text) = self.fs.read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES) {
+                git.repo_url = metadata::git_origin_url(&String::from_utf8_lossy(&text));
+            }
+            if git.branch.is_none() {
+                if let Some(head) = self.fs.read_small(&discovery::join(&git_dir, "HEAD"), GIT_FILE_MAX_BYTES) {
+                    git.branch = metadata::git_head_branch(&String::from_utf8_lossy(&head));
+                }
+            }
+        }
+        git
+    }
+
+    /// Upload every new complete line of every file of the session.
+    pub fn sync_all(&mut self) -> Result<SyncReport, SyncError> {
+        if self.session_id.is_none() {
+            return Err(SyncError::not_initialized());
+        }
+        let wire_before = self.client.stats;
+        let mut report = SyncReport::default();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        for _round in 0..MAX_DISCOVERY_ROUNDS {
+            self.discover_agent_files();
+            let todo: Vec<usize> = (0..self.files.len()).filter(|&i| !done.contains(&self.files[i].name)).collect();
+            if todo.is_empty() {
+                break;
+            }
+            for i in todo {
+                done.insert(self.files[i].name.clone());
+                self.sync_file_with_recovery(i, &mut report)?;
+            }
+        }
+        self.link_leaf_summaries(&mut report);
+        report.wire_bytes = self.client.stats.wire_bytes - wire_before.wire_bytes;
+        report.retries += self.client.stats.retries - wire_before.retries;
+        Ok(report)
+    }
+
+    /// One file, re-reading the server's state after a failed chunk so that a
+    /// chunk stored while its answer was lost is never sent twice.
+    fn sync_file_with_recovery(&mut self, i: usize, report: &mut SyncReport) -> Result<(), SyncError> {
+        let mut file_report = FileReport {
+            name: self.files[i].name.clone(),
+            file_type: self.files[i].file_type,
+            lines_synced: 0,
+            total_lines: 0,
+            chunks: 0,
+        };
+        let mut recoveries = 0;
+        let failure = loop {
+            match self.sync_file(i, &mut file_report, report) {
+                Ok(()) => break None,
+                Err(FileFailureKind::Local(e)) => break Some(e),
+                Err(FileFailureKind::Upload(e)) if e.stops_everything() => return Err(e),
+                Err(FileFailureKind::Upload(e)) => {
+                    recoveries += 1;
+                    report.retries += 1;
+                    let transient = matches!(e.kind, ErrorKind::Transport | ErrorKind::RateLimited)
+                        || matches!(e.kind, ErrorKind::Http(s) if s >= 500);
+                    if recoveries > MAX_CHUNK_RECOVERIES
+                        || (transient && !self.client.pause(retry::backoff(recoveries - 1)))
+                    {
+                        break Some(e);
+                    }
+                    match self.init() {
+                        Ok(_) => continue,
+                        Err(e2) if e2.stops_everything() => return Err(e2),
+                        Err(_) => break Some(e),
+                    }
+                }
+            }
+        };
+        file_report.total_lines = self.files[i].confirmed;
+        if let Some(error) = failure {
+            report.failed.push(FileFailure { name: file_report.name.clone(), error });
+        }
+        report.files.push(file_report);
+        Ok(())
+    }
+
+    /// Read from the saved position, skip what the server already holds,
+    /// upload the rest in chunks.
+    fn sync_file(&mut self, i: usize, file_report: &mut FileReport, report: &mut SyncReport) -> Result<(), FileFailureKind> {
+        let session_id = self.session_id.clone().unwrap_or_default();
+        let Engine { fs, client, redactor, files, agent_ids, meta, chunk, escaped, .. } = self;
+        let file = &mut files[i];
+        let name = file.name.clone();
+        let Some(path) = file.path.clone() else {
+            return Err(FileFailureKind::Local(SyncError::io(format!(
+                "{name}: the backend has it but it was not found beside the transcript or in its subagents folder"
+            ))));
+        };
+        let handle = fs
+            .open(&path)
+            .map_err(|m| FileFailureKind::Local(SyncError::io(format!("cannot open {path}: {m}"))))?;
+        let stat = handle
+            .stat()
+            .map_err(|m| FileFailureKind::Local(SyncError::io(format!("cannot stat {path}: {m}"))))?;
+        if file.snapshot == Some(stat) && file.pos.lines == file.confirmed {
+            return Ok(());
+        }
+        if stat.size < file.pos.bytes {
+            return Err(FileFailureKind::Local(SyncError::input(format!(
+                "{path} is now {} bytes, shorter than the {} bytes already synced: it was truncated or rewritten, so it is not uploaded",
+                stat.size, file.pos.bytes
+            ))));
+        }
+        let is_transcript = file.file_type == FileType::Transcript;
+        let mut reader = LineReader::new(&handle, file.pos.bytes, MAX_CHUNK_LINE_BYTES);
+        let mut ids: Vec<String> = Vec::new();
+        let read_error = |m: String| FileFailureKind::Local(SyncError::io(format!("cannot read {path}: {m}")));
+
+        // Skip what the server holds, noting the agents those lines reference.
+        while file.pos.lines < file.confirmed {
+            match reader.next_line().map_err(read_error)? {
+                Next::Line(line) => metadata::agent_ids(&String::from_utf8_lossy(line), &mut ids),
+                Next::TooLong { .. } => {}
+                Next::End => break,
+            }
+            file.pos = Position { lines: file.pos.lines + 1, bytes: reader.offset() };
+        }
+        agent_ids.extend(ids.drain(..));
+        if file.pos.lines < file.confirmed {
+            // The server is ahead of the file: nothing to upload until it grows past it.
+            file.snapshot = Some(stat);
+            return Ok(());
+        }
+
+        let target = ChunkTarget { session_id: &session_id, file_name: &name, file_type: file.file_type.as_str() };
+        chunk.start(target, file.confirmed + 1);
+        let mut chunk_end = file.pos.bytes;
+        let mut chunk_meta = ChunkMetadata::default();
+        let mut counts = RedactionCounts::default();
+        let mut invalid_utf8 = 0u64;
+        loop {
+            let line_start = reader.offset();
+            let line = match reader.next_line().map_err(read_error)? {
+                Next::Line(line) => line,
+                Next::TooLong { size } => {
+                    let line_no = file.confirmed + chunk.lines() + 1;
+                    // Upload what precedes the line, then fail the file on it.
+                    if !chunk.is_empty() {
+                        let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
+                        send_chunk(client, chunk, meta_ref, file, chunk_end, file_report, report)?;
+                    }
+                    return Err(FileFailureKind::Local(too_long(&name, line_no, size)));
+                }
+                Next::End => break,
+            };
+            let after_line = line_start + line.len() as u64 + 1;
+            let text = String::from_utf8_lossy(line);
+            if matches!(text, Cow::Owned(_)) {
+                invalid_utf8 += 1;
+            }
+            if is_transcript {
+                observe_transcript_line(&text, meta, &mut ids);
+            } else {
+                metadata::agent_ids(&text, &mut ids);
+            }
+            let redacted = redactor.redact_line(&text, &mut counts);
+            escape_line(&redacted, escaped);
+            if !chunk.fits(escaped.len()) {
+                if chunk.is_empty() {
+                    let line_no = file.confirmed + 1;
+                    return Err(FileFailureKind::Local(too_long(&name, line_no, escaped.len() as u64)));
+                }
+                let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
+                send_chunk(client, chunk, meta_ref, file, chunk_end, file_report, report)?;
+                let target = ChunkTarget { session_id: &session_id, file_name: &name, file_type: file.file_type.as_str() };
+                chunk.start(target, file.confirmed + 1);
+            }
+            chunk.push_escaped(escaped, redacted.len());
+            chunk_end = after_line;
+        }
+        if !chunk.is_empty() {
+            let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
+            send_chunk(client, chunk, meta_ref, file, chunk_end, file_report, report)?;
+        }
+        agent_ids.extend(ids);
+        report.redactions.merge(&counts);
+        report.invalid_utf8_lines += invalid_utf8;
+        file.snapshot = Some(stat);
+        Ok(())
+    }
+
+    /// Track every referenced agent whose file exists, and every
+    /// `agent-*.jsonl` in the session's `subagents/` folder.
+    fn discover_agent_files(&mut self) {
+        let in_sub = self.fs.list_dir(&self.layout.subagents_dir).ok().flatten().unwrap_or_default();
+        let needs_flat = self.agent_ids.iter().any(|id| {
+            let name = discovery::agent_file_name(id);
+            !self.files.iter().any(|f| f.name == name && f.path.is_some())
+        }) || self.files.iter().any(|f| f.path.is_none());
+        let in_dir = if needs_flat {
+            self.fs.list_dir(&self.layout.dir).ok().flatten().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut wanted: Vec<String> = in_sub.iter().filter(|n| discovery::is_agent_file_name(n)).cloned().collect();
+        wanted.extend(self.agent_ids.iter().map(|id| discovery::agent_file_name(id)));
+        for name in wanted {
+            match self.files.iter_mut().find(|f| f.name == name) {
+                Some(f) if f.path.is_some() => {}
+                Some(f) => f.path = self.layout.locate_agent(&name, &in_sub, &in_dir),
+                None => {
+                    if let Some(path) = self.layout.locate_agent(&name, &in_sub, &in_dir) {
+                        self.files.push(TrackedFile::new(name, FileType::Agent, Some(path)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Give each earlier session named by a summary's `leafUuid` that summary.
+    /// Never fails the sync: problems become warnings.
+    fn link_leaf_summaries(&mut self, report: &mut SyncReport) {
+        let pending = std::mem::take(&mut self.meta.leaf_summaries);
+        for (leaf, summary) in pending {
+            if !self.meta.linked_leaves.insert(leaf.clone()) {
+                continue;
+            }
+            let found = find_session_by_leaf_uuid(&self.fs, &self.layout.dir, &leaf, Some(&self.layout.transcript_name));
+            let Some(external_id) = found else { continue };
+            if let Err(e) = self.update_session_summary(&external_id, &summary) {
+                report.warnings.push(format!("could not give session {external_id} its summary: {e}"));
+            }
+        }
+    }
+
+    /// `PATCH /api/v1/sessions/{external_id}/summary`.
+    pub fn update_session_summary(&mut self, external_id: &str, summary: &str) -> Result<(), SyncError> {
+        let summary = metadata::truncate_utf8(summary, super::limits::SUMMARY_MAX_BYTES);
+        let body = serde_json::to_vec(&protocol::SummaryPatch { summary }).map_err(|e| SyncError::io(e.to_string()))?;
+        self.client.call(Method::Patch, &protocol::path_summary(external_id), Some(&body), Repeat::Safe)?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/sync/event`.
+    pub fn send_event(&mut self, event_type: &str, timestamp: &str, payload_json: &str) -> Result<(), SyncError> {
+        let session_id = self.session_id.clone().ok_or_else(SyncError::not_initialized)?;
+        let payload: &serde_json::value::RawValue = serde_json::from_str(payload_json)
+            .map_err(|e| SyncError::input(format!("the event payload is not JSON: {e}")))?;
+        let request = protocol::EventRequest { session_id: &session_id, event_type, timestamp, payload };
+        let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(e.to_string()))?;
+        self.client.call(Method::Post, protocol::PATH_EVENT, Some(&body), Repeat::Safe)?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/sessions/{session_id}/github-links`.
+    pub fn link_github(&mut self, url: &str, title: Option<&str>) -> Result<protocol::GithubLinkResponse, SyncError> {
+        let session_id = self.session_id.clone().ok_or_else(SyncError::not_initialized)?;
+        let request = protocol::GithubLinkRequest { url, title, source: "cli_hook" };
+        let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(e.to_string()))?;
+        let path = protocol::path_github_links(&session_id);
+        let answer = self.client.call(Method::Post, &path, Some(&body), Repeat::Safe)?;
+        parse_answer(&path, &answer)
+    }
+
+    /// `GET /api/v1/auth/validate`: whether the key is accepted.
+    pub fn validate_key(&mut self) -> Result<serde_json::Value, SyncError> {
+        let answer = self.client.call(Method::Get, protocol::PATH_VALIDATE, None, Repeat::Safe)?;
+        parse_answer(protocol::PATH_VALIDATE, &answer)
+    }
+}
+
+/// Metadata for the next transcript chunk: what is known now.
+fn chunk_metadata<'m>(meta: &SessionMeta, out: &'m mut ChunkMetadata) -> &'m ChunkMetadata {
+    out.first_user_message.clone_from(&meta.first_user_message);
+    out.summary.clone_from(&meta.summary);
+    out.git_info = (!meta.git.is_empty()).then(|| meta.git.clone());
+    out
+}
+
+/// Facts of one transcript line: first user message, summaries, agent ids.
+fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<String>) {
+    let wants = Wants {
+        first_user_message: meta.first_user_message.is_none(),
+        git_branch: meta.git.branch.is_none(),
+        cwd: false,
+    };
+    let facts = metadata::scan_line(text, wants);
+    ids.extend(facts.agent_ids);
+    if meta.first_user_message.is_none() {
+        meta.first_user_message = facts.first_user_message;
+    }
+    if meta.git.branch.is_none() {
+        meta.git.branch = facts.git_branch;
+    }
+    if let Some(summary) = facts.summary {
+        match summary.leaf_uuid {
+            Some(leaf) => meta.leaf_summaries.push((leaf, summary.text)),
+            None => meta.summary = Some(summary.text),
+        }
+    }
+}
+
+/// Upload the chunk and move the file's state only on the server's confirmation.
+fn send_chunk<T: Transport, C: Clock>(
+    client: &mut Client<T, C>,
+    chunk: &mut ChunkBuilder,
+    metadata: Option<&ChunkMetadata>,
+    file: &mut TrackedFile,
+    chunk_end: u64,
+    file_report: &mut FileReport,
+    report: &mut SyncReport,
+) -> Result<(), FileFailureKind> {
+    let (first, lines, raw_bytes) = (chunk.first_line(), chunk.lines(), chunk.raw_bytes());
+    let body = chunk.finish(metadata);
+    let answer = client
+        .call(Method::Post, protocol::PATH_CHUNK, Some(body), Repeat::ReadStateFirst)
+        .map_err(|e| FileFailureKind::Upload(with_file(e, &file.name)))?;
+    let answer: protocol::ChunkResponse =
+        parse_answer(protocol::PATH_CHUNK, &answer).map_err(FileFailureKind::Upload)?;
+    let expected = first + lines - 1;
+    if answer.last_synced_line != expected {
+        return Err(FileFailureKind::Upload(SyncError::new(
+            ErrorKind::Http(200),
+            format!(
+                "{}: the backend answered last_synced_line {} for lines {first}..={expected}",
+                file.name, answer.last_synced_line
+            ),
+        )));
+    }
+    file.confirmed = expected;
+    file.pos = Position { lines: expected, bytes: chunk_end };
+    file_report.lines_synced += lines;
+    file_report.chunks += 1;
+    report.chunks += 1;
+    report.lines += lines;
+    report.bytes += raw_bytes;
+    Ok(())
+}
+
+fn with_file(mut e: SyncError, name: &str) -> SyncError {
+    if !e.message.contains(name) {
+        e.message = format!("{name}: {}", e.message);
+    }
+    e
+}
+
+fn too_long(name: &str, line_no: u64, size: u64) -> SyncError {
+    SyncError::input(format!(
+        "line {line_no} of {name} is {:.1} MiB, over the {} MiB chunk limit: it cannot be uploaded",
+        size as f64 / (1u64 << 20) as f64,
+        MAX_CHUNK_LINE_BYTES >> 20
+    ))
+}
+
+fn parse_answer<A: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<A, SyncError> {
+    serde_json::from_slice(body).map_err(|e| {
+        SyncError::new(ErrorKind::Http(200), format!("{path}: the backend's answer is not what the protocol says: {e}"))
+    })
+}
+
+/// The external id of the session in `dir` whose transcript ends with the
+/// message `leaf_uuid`, reading only the tail of each candidate.
+pub fn find_session_by_leaf_uuid<F: FileSystem>(fs: &F, dir: &str, leaf_uuid: &str, exclude_file: Option<&str>) -> Option<String> {
+    let names = fs.list_dir(dir).ok().flatten()?;
+    for name in names {
+        if !name.ends_with(".jsonl") || discovery::is_agent_file_name(&name) || Some(name.as_str()) == exclude_file {
+            continue;
+        }
+        let Ok(file) = fs.open(&discovery::join(dir, &name)) else { continue };
+        if tail_has_uuid(&file, leaf_uuid) {
+            return Some(discovery::file_stem(&name).to_string());
+        }
+    }
+    None
+}
+
+/// Whether one of the last [`LEAF_SEARCH_TAIL_LINES`] lines of `file` is the
+/// message `uuid`. Reads backwards in blocks, never the whole file.
+fn tail_has_uuid<R: ReadAt>(file: &R, uuid: &str) -> bool {
+    const BLOCK: u64 = 256 << 10;
+    const MAX_TAIL: u64 = 64 << 20;
+    let Ok(stat) = file.stat() else { return false };
+    let mut start = stat.size;
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let newlines = tail.iter().filter(|&&b| b == b'\n').count();
+        if newlines > LEAF_SEARCH_TAIL_LINES || start == 0 || tail.len() as u64 >= MAX_TAIL {
+            break;
+        }
+        let from = start.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (start - from) as usize];
+        let mut filled = 0;
+        while filled < block.len() {
+            match file.read_at(&mut block[filled..], from + filled as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => filled += n,
+            }
+        }
+        block.truncate(filled);
+        block.extend_from_slice(&tail);
+        tail = block;
+        start = from;
+    }
+    let mut lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let keep = lines.len().saturating_sub(LEAF_SEARCH_TAIL_LINES);
+    lines.drain(..keep);
+    let needle = uuid.as_bytes();
+    lines.iter().any(|line| {
+        memchr::memmem::find(line, needle).is_some()
+            && metadata::line_uuid(&String::from_utf8_lossy(line)).as_deref() == Some(uuid)
+    })
+}

@@ -1,0 +1,115 @@
+//! The engine's view of the outside world: files, HTTP and time, as small
+//! traits. The WASI adapters (`src/wasi/`) implement them for the component;
+//! tests implement them in memory. Nothing here does I/O itself.
+
+use std::time::Duration;
+
+/// What the engine needs to know to decide whether a file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch (0 when unknown).
+    pub mtime_ns: u64,
+}
+
+/// An open file that supports positional reads.
+pub trait ReadAt {
+    /// Read up to `buf.len()` bytes at `offset`; 0 means end of file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, String>;
+    /// Current size and modification time.
+    fn stat(&self) -> Result<FileStat, String>;
+}
+
+/// The file system as granted by the host. Paths are absolute, as the
+/// component sees them; errors are one-line messages.
+pub trait FileSystem {
+    type File: ReadAt;
+    /// Open a file for reading.
+    fn open(&self, path: &str) -> Result<Self::File, String>;
+    /// Names of the entries of a folder; `Ok(None)` when it does not exist.
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String>;
+    /// Whole content of a small file (e.g. `.git/config`), `None` when absent or unreadable.
+    fn read_small(&self, path: &str, max_bytes: usize) -> Option<Vec<u8>> {
+        let file = self.open(path).ok()?;
+        let mut buf = vec![0u8; max_bytes];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read_at(&mut buf[filled..], filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(_) => return None,
+            }
+        }
+        buf.truncate(filled);
+        Some(buf)
+    }
+}
+
+/// HTTP methods the protocol uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+/// A fully built request: the transport only moves bytes.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A response, body read completely.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// First header with this name, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// The connection could not be made: the request surely was not processed.
+    Connect(String),
+    /// Sent (maybe partly) but the answer was lost or timed out: the server
+    /// may have processed it.
+    Lost(String),
+}
+
+impl TransportError {
+    pub fn message(&self) -> &str {
+        match self {
+            TransportError::Connect(m) | TransportError::Lost(m) => m,
+        }
+    }
+}
+
+/// Moves one request to the backend and its answer back.
+pub trait Transport {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+/// Time, so retry waits are testable without waiting.
+pub trait Clock {
+    /// Block for `duration`.
+    fn sleep(&mut self, duration: Duration);
+    /// Monotonic time, for bounding total retry time.
+    fn now(&self) -> Duration;
+    /// A few random bits for retry jitter.
+    fn jitter_seed(&mut self) -> u64;
+}

@@ -1,0 +1,63 @@
+//! What a `sync-all` did, as the WIT `sync-report` describes it.
+
+use super::error::SyncError;
+use super::redact::RedactionCounts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileType {
+    Transcript,
+    Agent,
+}
+
+impl FileType {
+    /// The protocol's `file_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::Transcript => "transcript",
+            FileType::Agent => "agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    pub name: String,
+    pub file_type: FileType,
+    pub lines_synced: u64,
+    pub total_lines: u64,
+    pub chunks: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFailure {
+    pub name: String,
+    pub error: SyncError,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub files: Vec<FileReport>,
+    pub failed: Vec<FileFailure>,
+    pub chunks: u32,
+    pub lines: u64,
+    pub bytes: u64,
+    pub wire_bytes: u64,
+    pub retries: u32,
+    pub invalid_utf8_lines: u64,
+    pub redactions: RedactionCounts,
+    pub warnings: Vec<String>,
+}
+
+impl SyncReport {
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Lines the backend holds for one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStats {
+    pub name: String,
+    pub file_type: FileType,
+    pub lines_synced: u64,
+}

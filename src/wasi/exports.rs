@@ -1,0 +1,157 @@
+//! The WIT exports (`confab:sync/engine`), mapping WIT types to the core's
+//! and back. One `sync-session` resource wraps one core [`Engine`].
+
+use super::{WasiClock, WasiFs, WasiHttp};
+use crate::core::config::{RedactionPattern, RedactionSettings, SessionConfig};
+use crate::core::engine::{self, Engine};
+use crate::core::error::{ErrorKind, SyncError as CoreError};
+use crate::core::report::{FileType as CoreFileType, SyncReport as CoreReport};
+use std::cell::RefCell;
+
+wit_bindgen::generate!({
+    world: "sync-engine",
+    path: "wit",
+});
+
+use confab::sync::types::{
+    FileFailure, FileReport, FileStats, FileType, GithubLink, HttpError, RedactionCount, SessionConfig as WitConfig,
+    SyncError, SyncReport,
+};
+use exports::confab::sync::engine::{Guest, GuestSyncSession, SyncSession as SyncSessionHandle};
+
+type WasiEngine = Engine<WasiFs, WasiHttp, WasiClock>;
+
+struct Component;
+
+pub struct SyncSession(RefCell<WasiEngine>);
+
+impl Guest for Component {
+    type SyncSession = SyncSession;
+
+    fn find_session_by_leaf_uuid(dir: String, leaf_uuid: String, exclude_file: Option<String>) -> Option<String> {
+        engine::find_session_by_leaf_uuid(&WasiFs::new(), &dir, &leaf_uuid, exclude_file.as_deref())
+    }
+}
+
+impl GuestSyncSession for SyncSession {
+    fn open(config: WitConfig) -> Result<SyncSessionHandle, SyncError> {
+        let engine = Engine::new(core_config(config), WasiFs::new(), WasiHttp::default(), WasiClock).map_err(wit_error)?;
+        Ok(SyncSessionHandle::new(SyncSession(RefCell::new(engine))))
+    }
+
+    fn init(&self) -> Result<String, SyncError> {
+        self.0.borrow_mut().init().map_err(wit_error)
+    }
+
+    fn sync_all(&self) -> Result<SyncReport, SyncError> {
+        self.0.borrow_mut().sync_all().map(wit_report).map_err(wit_error)
+    }
+
+    fn send_event(&self, event_type: String, timestamp: String, payload_json: String) -> Result<(), SyncError> {
+        self.0.borrow_mut().send_event(&event_type, &timestamp, &payload_json).map_err(wit_error)
+    }
+
+    fn update_session_summary(&self, external_id: String, summary: String) -> Result<(), SyncError> {
+        self.0.borrow_mut().update_session_summary(&external_id, &summary).map_err(wit_error)
+    }
+
+    fn link_github(&self, url: String, title: Option<String>) -> Result<GithubLink, SyncError> {
+        let link = self.0.borrow_mut().link_github(&url, title.as_deref()).map_err(wit_error)?;
+        Ok(GithubLink { id: link.id, link_type: link.link_type, url: link.url })
+    }
+
+    fn session_id(&self) -> Option<String> {
+        self.0.borrow().session_id().map(str::to_string)
+    }
+
+    fn stats(&self) -> Vec<FileStats> {
+        self.0
+            .borrow()
+            .stats()
+            .into_iter()
+            .map(|s| FileStats { name: s.name, file_type: wit_file_type(s.file_type), lines_synced: s.lines_synced })
+            .collect()
+    }
+
+    fn reset(&self) {
+        self.0.borrow_mut().reset();
+    }
+}
+
+fn core_config(c: WitConfig) -> SessionConfig {
+    SessionConfig {
+        backend_url: c.backend_url,
+        api_key: c.api_key,
+        external_id: c.external_id,
+        transcript_path: c.transcript_path,
+        cwd: c.cwd,
+        hostname: c.hostname,
+        username: c.username,
+        redaction: RedactionSettings {
+            enabled: c.redaction.enabled,
+            use_default_patterns: c.redaction.use_default_patterns,
+            patterns: c
+                .redaction
+                .patterns
+                .into_iter()
+                .map(|p| RedactionPattern {
+                    name: p.name,
+                    pattern: p.pattern,
+                    kind: p.kind,
+                    capture_group: p.capture_group,
+                    field_pattern: p.field_pattern,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn wit_file_type(t: CoreFileType) -> FileType {
+    match t {
+        CoreFileType::Transcript => FileType::Transcript,
+        CoreFileType::Agent => FileType::Agent,
+    }
+}
+
+pub(crate) fn wit_error(e: CoreError) -> SyncError {
+    let m = e.message;
+    match e.kind {
+        ErrorKind::NotInitialized => SyncError::NotInitialized(m),
+        ErrorKind::Unauthorized => SyncError::Unauthorized(m),
+        ErrorKind::SessionNotFound => SyncError::SessionNotFound(m),
+        ErrorKind::RateLimited => SyncError::RateLimited(m),
+        ErrorKind::Conflict => SyncError::Conflict(m),
+        ErrorKind::Http(status) => SyncError::Http(HttpError { status, message: m }),
+        ErrorKind::Transport => SyncError::Transport(m),
+        ErrorKind::Io => SyncError::Io(m),
+        ErrorKind::InvalidConfig => SyncError::InvalidConfig(m),
+        ErrorKind::InvalidInput => SyncError::InvalidInput(m),
+    }
+}
+
+fn wit_report(r: CoreReport) -> SyncReport {
+    SyncReport {
+        files: r
+            .files
+            .into_iter()
+            .map(|f| FileReport {
+                name: f.name,
+                file_type: wit_file_type(f.file_type),
+                lines_synced: f.lines_synced,
+                total_lines: f.total_lines,
+                chunks: f.chunks,
+            })
+            .collect(),
+        failed: r.failed.into_iter().map(|f| FileFailure { name: f.name, error: wit_error(f.error) }).collect(),
+        chunks: r.chunks,
+        lines: r.lines,
+        bytes: r.bytes,
+        wire_bytes: r.wire_bytes,
+        retries: r.retries,
+        invalid_utf8_lines: r.invalid_utf8_lines,
+        redactions: r.redactions.0.into_iter().map(|(kind, count)| RedactionCount { kind, count }).collect(),
+        warnings: r.warnings,
+    }
+}
+
+export!(Component);

@@ -1,0 +1,145 @@
+//! `wasi:http` behind the core's [`Transport`]: one request, body written in
+//! the chunks the stream permits, answer read completely. Timeouts are set
+//! per request so a hung backend cannot hang the engine.
+
+use crate::core::io::{HttpRequest, HttpResponse, Method, Transport, TransportError};
+use std::time::Duration;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasi::io::streams::StreamError;
+
+pub struct WasiHttp {
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub between_bytes_timeout: Duration,
+}
+
+impl Default for WasiHttp {
+    fn default() -> Self {
+        WasiHttp {
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(60),
+            between_bytes_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Transport for WasiHttp {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let (scheme, rest) = request
+            .url
+            .split_once("://")
+            .ok_or_else(|| TransportError::Connect(format!("not a URL: {}", request.url)))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let entries: Vec<(String, Vec<u8>)> =
+            request.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+        let headers = Fields::from_list(&entries).map_err(|e| TransportError::Connect(format!("header: {e:?}")))?;
+        let outgoing = OutgoingRequest::new(headers);
+        let method = match request.method {
+            Method::Get => WasiMethod::Get,
+            Method::Post => WasiMethod::Post,
+            Method::Patch => WasiMethod::Patch,
+        };
+        let scheme = if scheme == "http" { Scheme::Http } else { Scheme::Https };
+        let bad = |what: &str| TransportError::Connect(format!("invalid request {what}"));
+        outgoing.set_method(&method).map_err(|()| bad("method"))?;
+        outgoing.set_scheme(Some(&scheme)).map_err(|()| bad("scheme"))?;
+        outgoing.set_authority(Some(authority)).map_err(|()| bad("authority"))?;
+        outgoing.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
+        let body = outgoing.body().map_err(|()| bad("body"))?;
+
+        let options = RequestOptions::new();
+        let nanos = |d: Duration| Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        // Hosts may not support every timeout; the ones they do are applied.
+        let _ = options.set_connect_timeout(nanos(self.connect_timeout));
+        let _ = options.set_first_byte_timeout(nanos(self.first_byte_timeout));
+        let _ = options.set_between_bytes_timeout(nanos(self.between_bytes_timeout));
+
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(classify)?;
+        write_body(&body, &request.body).map_err(TransportError::Lost)?;
+        OutgoingBody::finish(body, None).map_err(classify)?;
+
+        let response = loop {
+            match future.get() {
+                Some(Ok(Ok(response))) => break response,
+                Some(Ok(Err(code))) => return Err(classify(code)),
+                Some(Err(())) => return Err(TransportError::Lost("response already taken".into())),
+                None => future.subscribe().block(),
+            }
+        };
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let incoming = response.consume().map_err(|()| TransportError::Lost("response body unavailable".into()))?;
+        let body = read_body(&incoming).map_err(TransportError::Lost)?;
+        drop(IncomingBody::finish(incoming));
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+/// Did the request possibly reach the server? Only failures before a
+/// connection existed are "not connected" (safe to resend).
+fn classify(code: ErrorCode) -> TransportError {
+    let text = match &code {
+        ErrorCode::HttpRequestDenied => {
+            return TransportError::Connect("the host refused this request (only the configured backend is allowed)".into())
+        }
+        ErrorCode::ConnectionRefused => "connection refused".to_string(),
+        ErrorCode::ConnectionTimeout => "connect timed out".to_string(),
+        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) => "host name not resolved".to_string(),
+        ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => "destination unavailable".to_string(),
+        ErrorCode::HttpResponseTimeout | ErrorCode::ConnectionReadTimeout => {
+            return TransportError::Lost("the backend did not answer in time".into())
+        }
+        other => return TransportError::Lost(format!("{other:?}").to_lowercase()),
+    };
+    TransportError::Connect(text)
+}
+
+fn write_body(body: &OutgoingBody, mut data: &[u8]) -> Result<(), String> {
+    let stream = body.write().map_err(|()| "request body stream unavailable".to_string())?;
+    let pollable = stream.subscribe();
+    while !data.is_empty() {
+        pollable.block();
+        let permit = stream.check_write().map_err(stream_error)?;
+        let n = data.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+        if n == 0 {
+            continue;
+        }
+        stream.write(&data[..n]).map_err(stream_error)?;
+        data = &data[n..];
+    }
+    stream.flush().map_err(stream_error)?;
+    pollable.block();
+    stream.check_write().map_err(stream_error)?;
+    Ok(())
+}
+
+fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, String> {
+    let stream = incoming.stream().map_err(|()| "response body stream unavailable".to_string())?;
+    let mut body = Vec::new();
+    loop {
+        match stream.blocking_read(1 << 20) {
+            Ok(bytes) => body.extend_from_slice(&bytes),
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(stream_error(e)),
+        }
+    }
+    Ok(body)
+}
+
+fn stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "connection closed".into(),
+        StreamError::LastOperationFailed(err) => err.to_debug_string(),
+    }
+}
