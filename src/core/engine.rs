@@ -219,7 +219,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         if !cwd.is_empty() {
             let git_dir = discovery::join(&cwd, ".git");
             if let Some(text) = self.fs.read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES) {
-                git.repo_url = metadata::git_origin_url(&String::from_utf8_lossy(&text));
+                git.repo_url = metadata::git_origin_url(&String::from_utf8_lossy(&text))
+                    .map(|url| metadata::strip_url_credentials(&url));
             }
             if git.branch.is_none() {
                 if let Some(head) = self.fs.read_small(&discovery::join(&git_dir, "HEAD"), GIT_FILE_MAX_BYTES) {

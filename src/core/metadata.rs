@@ -244,6 +244,20 @@ pub fn truncate_utf8(s: &str, max_bytes: usize) -> &str {
     &s[..end]
 }
 
+/// A remote URL without its credentials: `https://user:token@host/r` becomes
+/// `https://host/r`, so a token written into `.git/config` never leaves the
+/// machine as metadata. scp-like `git@host:o/r.git` has none and is kept.
+pub fn strip_url_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// `url` of `[remote "origin"]` in a .git/config text.
 ///
 /// Follows git's syntax: section names and keys are case-insensitive, the
@@ -1118,6 +1132,13 @@ mod tests {
     }
 
     #[test]
+    fn credentials_never_leave_in_a_remote_url() {
+        assert_eq!(strip_url_credentials("https://user:ghp_secret@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(strip_url_credentials("https://github.com/o/r@v1"), "https://github.com/o/r@v1");
+        assert_eq!(strip_url_credentials("git@github.com:o/r.git"), "git@github.com:o/r.git");
+    }
+
+    #[test]
     fn git_origin_url_with_several_remotes_and_odd_spacing() {
         let config = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n\
             [remote \"upstream\"]\n\turl = https://example.com/up.git\n\
@@ -1278,44 +1299,5 @@ mod tests {
             assert!(f.ids.is_empty(), "{sub}: {:?}", f.ids);
             assert!(f.first.is_some(), "{sub}");
         }
-    }
-
-    /// Throughput over the fixtures: `cargo test --release --lib metadata -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn throughput() {
-        let dir = format!("{}/tests/fixtures/claude-code", env!("CARGO_MANIFEST_DIR"));
-        let mut text = String::new();
-        for name in [
-            "258c7280-ae70-4798-800f-63464d01a85d.jsonl",
-            "8463c716-a2ea-4c14-9efa-87158ebd9f20.jsonl",
-            "subagent.jsonl",
-            "258c7280-ae70-4798-800f-63464d01a85d/subagents/agent-a881341.jsonl",
-            "8463c716-a2ea-4c14-9efa-87158ebd9f20/subagents/agent-a7be2f0.jsonl",
-        ] {
-            text.push_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap());
-        }
-        let rounds = 20;
-        let start = std::time::Instant::now();
-        let mut n = 0;
-        for _ in 0..rounds {
-            for line in text.lines() {
-                n += scan_line(line, Wants::default()).agent_ids.len();
-            }
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let mib = (text.len() * rounds) as f64 / (1 << 20) as f64;
-        println!("scan_line: {:.0} MiB/s ({n} ids)", mib / secs);
-        let start = std::time::Instant::now();
-        let mut out = Vec::new();
-        for _ in 0..rounds {
-            for line in text.lines() {
-                agent_ids(line, &mut out);
-            }
-        }
-        println!(
-            "agent_ids: {:.0} MiB/s",
-            mib / start.elapsed().as_secs_f64()
-        );
     }
 }

@@ -31,8 +31,10 @@ pub(crate) trait Handler {
     fn root(&self) -> Self::Ctx;
     /// Context of the value of object key `key` (decoded).
     fn key(&mut self, key: &str) -> Self::Ctx;
-    /// A string value: `raw` is the text between its quotes as written, `decoded` its value.
-    fn string(&mut self, ctx: &Self::Ctx, raw: &str, decoded: &str) -> Option<String>;
+    /// A string value: `raw` is the text between its quotes as written, found
+    /// at byte `at` of the line; `escaped` tells whether it needs decoding
+    /// ([`decode_into`]) or is its own value.
+    fn string(&mut self, ctx: &Self::Ctx, at: usize, raw: &str, escaped: bool) -> Option<String>;
     /// A number or an object (other than inside an object already being replaced).
     /// (`true`, `false` and `null` carry no secret and are never offered.)
     fn whole(&mut self, ctx: &Self::Ctx, kind: Whole) -> Option<String>;
@@ -71,7 +73,7 @@ struct Walker<'a> {
     out: Option<String>,
     /// How much of `line` has been copied to `out`.
     copied: usize,
-    /// Decoding buffer for strings with escapes, reused across the line.
+    /// Decoding buffer for keys with escapes, reused across the line.
     scratch: String,
 }
 
@@ -127,17 +129,7 @@ impl<'a> Walker<'a> {
                     let (end, escaped) = scan_string(b, pos)?;
                     if !skipping {
                         let raw = self.line.get(pos + 1..end - 1).ok_or(Invalid)?;
-                        let new = if escaped {
-                            let mut scratch = std::mem::take(&mut self.scratch);
-                            scratch.clear();
-                            decode_into(raw, &mut scratch);
-                            let new = h.string(&ctx, raw, &scratch);
-                            self.scratch = scratch;
-                            new
-                        } else {
-                            h.string(&ctx, raw, raw)
-                        };
-                        if let Some(with) = new {
+                        if let Some(with) = h.string(&ctx, pos + 1, raw, escaped) {
                             self.replace(pos, end, &with);
                         }
                     }
@@ -505,7 +497,13 @@ mod tests {
         fn key(&mut self, key: &str) -> bool {
             key == "n"
         }
-        fn string(&mut self, _: &bool, _raw: &str, decoded: &str) -> Option<String> {
+        fn string(&mut self, _: &bool, _at: usize, raw: &str, escaped: bool) -> Option<String> {
+            let mut decoded = String::new();
+            if escaped {
+                decode_into(raw, &mut decoded);
+            } else {
+                decoded.push_str(raw);
+            }
             (decoded == "secret").then(|| quote("X"))
         }
         fn whole(&mut self, ctx: &bool, kind: Whole) -> Option<String> {

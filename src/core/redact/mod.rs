@@ -7,8 +7,11 @@
 //! walker of `json.rs`: string values go through the value rules, and values of
 //! keys that a field rule matches are replaced whole by the marker. A line that
 //! is not JSON is redacted as text with the value rules only. A line with
-//! nothing to redact comes back as the same `&str` (`Cow::Borrowed`), and lines
-//! that the prefilter clears cost one or two literal scans and no allocation.
+//! nothing to redact comes back as the same `&str` (`Cow::Borrowed`); a line
+//! the prefilter clears costs two multi-literal scans (values, then sensitive
+//! keys) and a memchr pass over its backslashes, and allocates nothing. On the
+//! other lines only the strings holding a literal are decoded, and only the
+//! rules those literals stand for are run.
 //!
 //! Semantics, rule by rule in order (the defaults first):
 //! - a value rule finds its matches in the original string (or the capture
@@ -38,7 +41,7 @@ use regex::Regex;
 use crate::core::config::{RedactionPattern, RedactionSettings};
 use json::{Edit, Handler, Whole};
 use patterns::{Literals, DEFAULT_PATTERNS};
-use prefilter::{Prefilter, PrefilterBuilder};
+use prefilter::{Candidates, Hit, Prefilter, PrefilterBuilder, StringHits};
 
 /// A redaction pattern that cannot be used: it names the pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,17 +212,30 @@ impl Redactor {
     /// `line` with its secrets replaced by markers, counting each in `counts`;
     /// the very same `line` (borrowed) when there is nothing to redact.
     pub fn redact_line<'a>(&self, line: &'a str, counts: &mut RedactionCounts) -> Cow<'a, str> {
-        match &self.inner {
-            Some(inner) if inner.prefilter.may_match(line.as_bytes()) => inner.redact(line, counts),
-            _ => Cow::Borrowed(line),
+        let Some(inner) = &self.inner else {
+            return Cow::Borrowed(line);
+        };
+        // No allocation unless the scan finds something.
+        let mut hits = Vec::new();
+        if !inner.prefilter.scan(line.as_bytes(), &mut hits) {
+            return Cow::Borrowed(line);
         }
+        inner.redact(line, &hits, counts)
     }
 }
 
 impl Inner {
-    fn redact<'a>(&self, line: &'a str, counts: &mut RedactionCounts) -> Cow<'a, str> {
+    fn redact<'a>(
+        &self,
+        line: &'a str,
+        hits: &[Hit],
+        counts: &mut RedactionCounts,
+    ) -> Cow<'a, str> {
         let mut handler = JsonRedaction {
             inner: self,
+            hits,
+            cursor: 0,
+            scratch: String::new(),
             made: Vec::new(),
         };
         match json::walk(line, &mut handler) {
@@ -229,7 +245,8 @@ impl Inner {
                 Cow::Owned(out)
             }
             Err(json::Invalid) => {
-                let edits = self.find_edits(line, None);
+                let candidates = self.prefilter.candidates(line);
+                let edits = self.find_edits(line, None, candidates);
                 if edits.is_empty() {
                     return Cow::Borrowed(line);
                 }
@@ -256,9 +273,8 @@ impl Inner {
 
     /// The spans of `text` to redact with the value rules, sorted and disjoint.
     /// `key` is `None` for plain text (field rules are skipped), else the
-    /// value's field context.
-    fn find_edits(&self, text: &str, key: Option<&FieldCtx>) -> Vec<Edit> {
-        let candidates = self.prefilter.candidates(text);
+    /// value's field context; only the `candidates` rules are run.
+    fn find_edits(&self, text: &str, key: Option<&FieldCtx>, candidates: Candidates) -> Vec<Edit> {
         let mut edits: Vec<Edit> = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             let Some(value) = &rule.value else { continue };
@@ -314,6 +330,11 @@ fn add_edit(edits: &mut Vec<Edit>, start: usize, end: usize, rule: usize) {
 /// rules fired (counted only once the line turns out to be JSON).
 struct JsonRedaction<'r> {
     inner: &'r Inner,
+    /// The prefilter's hits on the line, and how far the strings have got in them.
+    hits: &'r [Hit],
+    cursor: usize,
+    /// Decoding buffer, reused across the line's strings.
+    scratch: String,
     made: Vec<usize>,
 }
 
@@ -339,16 +360,42 @@ impl Handler for JsonRedaction<'_> {
         }
     }
 
-    fn string(&mut self, ctx: &FieldCtx, raw: &str, decoded: &str) -> Option<String> {
+    fn string(&mut self, ctx: &FieldCtx, at: usize, raw: &str, escaped: bool) -> Option<String> {
         if let Some(rule) = ctx.whole {
-            let rule_ref = &self.inner.rules[rule];
-            if decoded == rule_ref.marker {
+            let rule = &self.inner.rules[rule];
+            if !escaped && raw == rule.marker {
                 return None;
             }
-            self.made.push(rule);
-            return Some(rule_ref.marker_json.clone());
+            let mut decoded = std::mem::take(&mut self.scratch);
+            decoded.clear();
+            json::decode_into(raw, &mut decoded);
+            let already = decoded == rule.marker;
+            self.scratch = decoded;
+            if already {
+                return None;
+            }
+            self.made.push(ctx.whole?);
+            return Some(rule.marker_json.clone());
         }
-        let edits = self.inner.find_edits(decoded, Some(ctx));
+        let prefilter = &self.inner.prefilter;
+        let known = if prefilter.scans_everything() {
+            None
+        } else {
+            match prefilter.string_hits(self.hits, &mut self.cursor, at, at + raw.len()) {
+                StringHits::Nothing => return None,
+                StringHits::Rules(rules) => Some(rules),
+                StringHits::Decode => None,
+            }
+        };
+        let decoded: &str = if escaped {
+            self.scratch.clear();
+            json::decode_into(raw, &mut self.scratch);
+            &self.scratch
+        } else {
+            raw
+        };
+        let candidates = known.unwrap_or_else(|| prefilter.candidates(decoded));
+        let edits = self.inner.find_edits(decoded, Some(ctx), candidates);
         if edits.is_empty() {
             return None;
         }

@@ -1,21 +1,24 @@
 //! The prefilter: decides from the raw line, with one or two multi-literal
-//! scans and no regex, that a line cannot hold anything to redact, and tells
-//! the slow path which rules are worth running on a given string.
+//! scans and no regex, that a line cannot hold anything to redact; for the
+//! other lines it lists where the literals are, so the slow path only decodes
+//! and runs rules on the strings that hold one, and only the rules they gate.
 //!
 //! Soundness argument. Every rule with a value regex has literals such that
 //! each of its matches contains one of them (hand-checked for the defaults,
 //! extracted with `regex-syntax` for custom patterns). A literal in a decoded
-//! JSON string appears verbatim in the raw line unless one of its characters
+//! JSON string appears verbatim in the raw string unless one of its characters
 //! was written as an escape; so a raw line is sent to the slow path when it
 //! contains a literal, or an escape that could stand for a character of some
-//! literal (`\u0041`, `\/`, ...). JSON.stringify only escapes `"`, `\` and
+//! literal (`\u0041`, `\/`, ...), and a string with such an escape is decoded
+//! before its literals are looked for. Literals are found by one aho-corasick
+//! automaton (leftmost-first, so it runs its SIMD searcher), escapes by memchr. JSON.stringify only escapes `"`, `\` and
 //! control characters, none of which occur in the default literals, so the
 //! escapes Claude Code writes (`\n`, `\"`, `\u001b`) do not defeat the scan.
 //! Field rules are found by their key: the default sensitive-key rule by its
 //! quoted names (ASCII case-insensitive, plus `ſ` and `K`, which Unicode case
 //! folding maps to `s` and `k`), custom field rules by their extracted literals.
 //! A rule without usable literals turns the line scan off (every line takes the
-//! slow path) and is always run.
+//! slow path, every string is decoded) and is always run.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
@@ -32,10 +35,6 @@ enum Lit {
     Gate(usize),
     /// A literal of a field rule: only sends the line to the slow path.
     Trigger,
-    /// `\u`: suspicious only when the escaped character is hideable.
-    UnicodeEscape,
-    /// A short escape (`\/`, `\"`, ...) of a hideable character.
-    ShortEscape,
 }
 
 /// Collects literals while rules are compiled.
@@ -52,28 +51,18 @@ pub(crate) struct PrefilterBuilder {
 impl PrefilterBuilder {
     /// Literals of rule `rule`'s value regex (each match contains one).
     pub(crate) fn gate(&mut self, rule: usize, literals: &[&str]) {
-        self.lits.extend(
-            literals
-                .iter()
-                .map(|l| (l.as_bytes().to_vec(), Lit::Gate(rule))),
-        );
-    }
-
-    /// Literals whose presence means a field rule may match.
-    pub(crate) fn trigger(&mut self, literals: &[&str]) {
-        self.lits.extend(
-            literals
-                .iter()
-                .map(|l| (l.as_bytes().to_vec(), Lit::Trigger)),
-        );
+        let lits = literals
+            .iter()
+            .map(|l| (l.as_bytes().to_vec(), Lit::Gate(rule)));
+        self.lits.extend(lits);
     }
 
     /// Exact JSON key names, matched ASCII case-insensitively.
     pub(crate) fn json_keys(&mut self, names: &[&str]) {
         self.keys.extend(names.iter().map(|n| (*n).to_owned()));
-        let folds: Vec<String> = FOLDS_TO_ASCII.iter().map(char::to_string).collect();
-        let folds: Vec<&str> = folds.iter().map(String::as_str).collect();
-        self.trigger(&folds);
+        for c in FOLDS_TO_ASCII {
+            self.lits.push((c.to_string().into_bytes(), Lit::Trigger));
+        }
     }
 
     /// Rule `rule`'s value regex `pattern`: gates it by its extracted literals,
@@ -109,25 +98,22 @@ impl PrefilterBuilder {
             hide.add_literal(key.as_bytes());
             hide.add_literal(key.to_ascii_uppercase().as_bytes());
         }
-        let mut lits = self.lits;
-        if !lits.is_empty() || !self.keys.is_empty() {
-            for (esc, c) in [
-                ("\\\"", '"'),
-                ("\\\\", '\\'),
-                ("\\/", '/'),
-                ("\\b", '\u{8}'),
-                ("\\f", '\u{c}'),
-                ("\\n", '\n'),
-                ("\\r", '\r'),
-                ("\\t", '\t'),
-            ] {
-                if hide.contains(c) {
-                    lits.push((esc.as_bytes().to_vec(), Lit::ShortEscape));
-                }
-            }
-            // Last: at equal starts, leftmost-first prefers any other literal.
-            lits.push((b"\\u".to_vec(), Lit::UnicodeEscape));
+        // Escapes are found with memchr rather than by the automaton: `\`
+        // is frequent in transcripts (every `\n`) and would slow its SIMD search.
+        let mut short_suspect = [false; 256];
+        for (byte, c) in [
+            (b'"', '"'),
+            (b'\\', '\\'),
+            (b'/', '/'),
+            (b'b', '\u{8}'),
+            (b'f', '\u{c}'),
+            (b'n', '\n'),
+            (b'r', '\r'),
+            (b't', '\t'),
+        ] {
+            short_suspect[usize::from(byte)] = hide.contains(c);
         }
+        let lits = self.lits;
         // One automaton pattern per distinct literal, mapped to all its roles.
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut roles: Vec<Vec<Lit>> = Vec::new();
@@ -140,15 +126,30 @@ impl PrefilterBuilder {
                 }
             }
         }
-        // The line scan only needs the leftmost literal (see `may_match`), which
-        // lets the automaton run its fast prefilter; finding every literal of a
-        // string (`candidates`) needs overlapping search, so standard semantics.
+        // The scan reports one literal per start position (the first in
+        // pattern order): the rules it stands for are those of every literal
+        // that is a prefix of it or that it is a prefix of, the only other
+        // literals that can start at the same place.
+        let gated = |i: usize| {
+            let mut set = Candidates(0);
+            for role in &roles[i] {
+                if let Lit::Gate(rule) = role {
+                    set.insert(*rule);
+                }
+            }
+            set
+        };
+        let closure: Vec<Candidates> = (0..patterns.len())
+            .map(|i| {
+                let related = (0..patterns.len()).filter(|&j| {
+                    patterns[i].starts_with(&patterns[j]) || patterns[j].starts_with(&patterns[i])
+                });
+                related.fold(Candidates(0), |set, j| set.union(gated(j)))
+            })
+            .collect();
+        // Leftmost-first lets the automaton use its fastest (SIMD) searcher.
         let scan = build_ac(
             AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostFirst),
-            &patterns,
-        );
-        let gates = build_ac(
-            AhoCorasickBuilder::new().match_kind(MatchKind::Standard),
             &patterns,
         );
         let quoted: Vec<String> = self.keys.iter().map(|k| format!("\"{k}\"")).collect();
@@ -156,21 +157,20 @@ impl PrefilterBuilder {
             AhoCorasickBuilder::new().ascii_case_insensitive(true),
             &quoted,
         );
-        // Without an automaton (the lists above are never too big for one) nothing is skipped.
+        // Without an automaton (these lists are never too big for one) nothing is skipped.
         let scan_off = self.scan_off
             || (scan.is_none() && !patterns.is_empty())
             || (keys.is_none() && !quoted.is_empty());
-        let mut ungated = self.ungated;
-        if gates.is_none() {
-            ungated.extend(roles.iter().flatten().filter_map(|r| match r {
-                Lit::Gate(n) => Some(*n),
-                _ => None,
-            }));
+        let mut ungated = Candidates(0);
+        for &rule in &self.ungated {
+            ungated.insert(rule);
         }
+        let escapes = scan.is_some() || keys.is_some();
         Prefilter {
             scan,
-            gates,
-            roles,
+            closure,
+            escapes,
+            short_suspect,
             keys,
             scan_off,
             ungated,
@@ -195,7 +195,8 @@ pub(crate) fn extract_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .find_map(|kind| {
             let seq = Extractor::new().kind(kind).extract(&hir);
             let lits = seq.literals()?;
-            // An empty set (matches nothing) or an empty literal (matches anywhere) gates nothing useful.
+            // An empty set (matches nothing) or an empty literal (matches
+            // anywhere) gates nothing useful.
             if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
                 return None;
             }
@@ -225,20 +226,16 @@ impl Default for Hideable {
 
 impl Hideable {
     fn add_literal(&mut self, lit: &[u8]) {
-        match std::str::from_utf8(lit) {
-            Ok(s) => {
-                for c in s.chars() {
-                    match self.ascii.get_mut(c as usize) {
-                        Some(slot) => *slot = true,
-                        None => {
-                            if !self.other.contains(&c) {
-                                self.other.push(c);
-                            }
-                        }
-                    }
-                }
+        let Ok(s) = std::str::from_utf8(lit) else {
+            self.all = true;
+            return;
+        };
+        for c in s.chars() {
+            match self.ascii.get_mut(c as usize) {
+                Some(slot) => *slot = true,
+                None if !self.other.contains(&c) => self.other.push(c),
+                None => {}
             }
-            Err(_) => self.all = true,
         }
     }
 
@@ -252,7 +249,7 @@ impl Hideable {
     }
 }
 
-/// Which rules a string may match (by their literals).
+/// Which rules a string may match (by their literals), as a bitset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Candidates(u128);
 
@@ -267,69 +264,146 @@ impl Candidates {
             self.0 |= 1u128 << rule;
         }
     }
+
+    fn union(self, other: Self) -> Self {
+        Candidates(self.0 | other.0)
+    }
+}
+
+/// Where the raw line holds something the slow path must look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    /// Byte offset of the literal or escape in the line.
+    pub pos: usize,
+    /// `None`: an escape that could hide a literal (decode and look again);
+    /// otherwise the rules the literal there gates.
+    rules: Option<Candidates>,
+}
+
+/// What the hits inside one string say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StringHits {
+    /// No literal: no value rule can match it.
+    Nothing,
+    /// Only these rules can match it.
+    Rules(Candidates),
+    /// It has a suspect escape: decode it and look for literals there.
+    Decode,
 }
 
 /// The compiled prefilter. See the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct Prefilter {
-    /// All literals, leftmost-first: the line scan.
+    /// All literals, leftmost-first.
     scan: Option<AhoCorasick>,
-    /// The same literals with standard semantics: every occurrence, for `candidates`.
-    gates: Option<AhoCorasick>,
-    roles: Vec<Vec<Lit>>,
+    /// Per scan pattern: the rules it gates (prefix-related literals included).
+    closure: Vec<Candidates>,
+    /// Whether to look for escapes at all (there is some literal to hide).
+    escapes: bool,
+    /// Per byte after a backslash: that short escape stands for a hideable character.
+    short_suspect: [bool; 256],
     keys: Option<AhoCorasick>,
     scan_off: bool,
-    ungated: Vec<usize>,
+    ungated: Candidates,
     hide: Hideable,
 }
 
 impl Prefilter {
-    /// False when `line` (raw, JSON or not) certainly holds nothing to redact.
-    pub(crate) fn may_match(&self, line: &[u8]) -> bool {
+    /// Every string must be decoded and looked at (some rule has no literal).
+    pub(crate) fn scans_everything(&self) -> bool {
+        self.scan_off
+    }
+
+    /// False when the raw `line` (JSON or not) certainly holds nothing to
+    /// redact. When true, `hits` lists (by position) every literal and suspect
+    /// escape of the line, unless [`Self::scans_everything`]. Allocates only
+    /// when there is a hit.
+    pub(crate) fn scan(&self, line: &[u8], hits: &mut Vec<Hit>) -> bool {
         if self.scan_off {
             return true;
         }
         if let Some(scan) = &self.scan {
-            // Leftmost-first: no literal starts before the match, and a literal
-            // starting where an innocent `\u` does would have been preferred to
-            // it (escapes come last), so resuming one byte after the `\u`
-            // misses nothing.
+            // Leftmost-first reports, from `at`, the first literal starting
+            // leftmost; resuming one byte after its start finds every start
+            // position of every literal (see `closure` for several at one place).
             let mut at = 0;
             while let Some(m) = scan.find(Input::new(line).range(at..)) {
-                let roles = self.roles.get(m.pattern().as_usize());
-                if roles
-                    .into_iter()
-                    .flatten()
-                    .any(|r| *r != Lit::UnicodeEscape)
-                {
-                    return true;
-                }
-                let (_, c) = super::json::escape_at(line, m.start());
-                if self.hide.contains(c) {
-                    return true;
-                }
+                let rules = self.closure.get(m.pattern().as_usize()).copied();
+                hits.push(Hit {
+                    pos: m.start(),
+                    rules,
+                });
                 at = m.start() + 1;
             }
         }
-        self.keys.as_ref().is_some_and(|keys| keys.is_match(line))
+        if self.escapes {
+            let literal_hits = hits.len();
+            for pos in memchr::memchr_iter(b'\\', line) {
+                let suspect = match line.get(pos + 1) {
+                    Some(b'u') => self.hide.contains(super::json::escape_at(line, pos).1),
+                    Some(&next) => self.short_suspect[usize::from(next)],
+                    None => false,
+                };
+                if suspect {
+                    hits.push(Hit { pos, rules: None });
+                }
+            }
+            if literal_hits > 0 && hits.len() > literal_hits {
+                hits.sort_unstable_by_key(|h| h.pos);
+            }
+        }
+        !hits.is_empty() || self.keys.as_ref().is_some_and(|keys| keys.is_match(line))
+    }
+
+    /// What the hits (from [`Self::scan`]) between `start` and `end` of the
+    /// line say about the string there. `cursor` walks `hits` forward and
+    /// must only be used with strings in line order.
+    pub(crate) fn string_hits(
+        &self,
+        hits: &[Hit],
+        cursor: &mut usize,
+        start: usize,
+        end: usize,
+    ) -> StringHits {
+        while hits.get(*cursor).is_some_and(|h| h.pos < start) {
+            *cursor += 1;
+        }
+        let mut rules = Candidates(0);
+        let mut any = false;
+        for hit in hits
+            .get(*cursor..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|h| h.pos < end)
+        {
+            match hit.rules {
+                None => return StringHits::Decode,
+                Some(r) => {
+                    rules = rules.union(r);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            StringHits::Rules(rules.union(self.ungated))
+        } else {
+            StringHits::Nothing
+        }
     }
 
     /// The rules whose literals occur in `text` (decoded), plus the ungated ones.
     pub(crate) fn candidates(&self, text: &str) -> Candidates {
-        let mut set = Candidates(0);
-        for &rule in &self.ungated {
-            set.insert(rule);
-        }
-        // Most strings of a line sent here hold no literal: one leftmost scan
-        // says so before the overlapping search that lists them all.
-        let any = self.scan.as_ref().is_none_or(|scan| scan.is_match(text));
-        if let Some(gates) = self.gates.as_ref().filter(|_| any) {
-            for m in gates.find_overlapping_iter(text) {
-                for role in self.roles.get(m.pattern().as_usize()).into_iter().flatten() {
-                    if let Lit::Gate(rule) = role {
-                        set.insert(*rule);
-                    }
-                }
+        let mut set = self.ungated;
+        if let Some(scan) = &self.scan {
+            let mut at = 0;
+            while let Some(m) = scan.find(Input::new(text).range(at..)) {
+                set = set.union(
+                    self.closure
+                        .get(m.pattern().as_usize())
+                        .copied()
+                        .unwrap_or(Candidates(0)),
+                );
+                at = m.start() + 1;
             }
         }
         set
@@ -345,10 +419,8 @@ mod tests {
         let lits = extract_literals("foo[0-9]+").unwrap();
         assert_eq!(lits.len(), 10);
         assert!(lits.iter().all(|l| l.starts_with(b"foo")));
-        assert_eq!(
-            extract_literals("(?:bar|baz)[a-z]+").unwrap(),
-            vec![b"bar".to_vec(), b"baz".to_vec()]
-        );
+        let lits = extract_literals("(?:bar|baz)[a-z]+").unwrap();
+        assert_eq!(lits, vec![b"bar".to_vec(), b"baz".to_vec()]);
         // No finite prefix set: falls back to the suffix.
         let lits = extract_literals("[a-z]+_secret").unwrap();
         assert_eq!(lits, vec![b"_secret".to_vec()]);
@@ -363,24 +435,70 @@ mod tests {
         b.build()
     }
 
+    fn may_match(p: &Prefilter, line: &[u8]) -> bool {
+        p.scan(line, &mut Vec::new())
+    }
+
     #[test]
     fn escapes_that_could_hide_a_literal_are_suspect() {
         let p = prefilter(|b| b.gate(0, &["sk-", "://"]));
-        assert!(!p.may_match(br#"{"a":"plain \u001b[0m \n \" \u2014 text"}"#));
-        assert!(p.may_match(br#"{"a":"\u0073k-abc"}"#));
-        assert!(p.may_match(br#"{"a":"postgres:\/\/u:p@h"}"#));
-        assert!(p.may_match(br#"{"a":"sk-abc"}"#));
+        assert!(!may_match(
+            &p,
+            br#"{"a":"plain \u001b[0m \n \" \u2014 text"}"#
+        ));
+        assert!(may_match(&p, br#"{"a":"\u0073k-abc"}"#));
+        assert!(may_match(&p, br#"{"a":"postgres:\/\/u:p@h"}"#));
+        assert!(may_match(&p, br#"{"a":"sk-abc"}"#));
     }
 
     #[test]
     fn json_keys_are_quoted_and_case_insensitive() {
         let p = prefilter(|b| b.json_keys(&["token"]));
-        assert!(p.may_match(br#"{"Token":1}"#));
-        assert!(p.may_match(br#"{"TOKEN":1}"#));
-        assert!(!p.may_match(br#"{"input_tokens":1,"token_count":2}"#));
-        assert!(p.may_match("{\"to\u{212A}en\":1}".as_bytes()));
-        assert!(p.may_match(br#"{"tok\u0065n":1}"#));
-        assert!(p.may_match(br#"{"to\u212Aen":1}"#));
+        assert!(may_match(&p, br#"{"Token":1}"#));
+        assert!(may_match(&p, br#"{"TOKEN":1}"#));
+        assert!(!may_match(&p, br#"{"input_tokens":1,"token_count":2}"#));
+        assert!(may_match(&p, "{\"to\u{212A}en\":1}".as_bytes()));
+        assert!(may_match(&p, br#"{"tok\u0065n":1}"#));
+        assert!(may_match(&p, br#"{"to\u212Aen":1}"#));
+    }
+
+    #[test]
+    fn hits_locate_literals_and_the_rules_they_gate() {
+        // Rule 0: "sk-"; rule 1: "sk-ant" (prefix-related: both run); rule 2: "AKIA".
+        let p = prefilter(|b| {
+            b.gate(0, &["sk-"]);
+            b.gate(1, &["sk-ant"]);
+            b.gate(2, &["AKIA"]);
+        });
+        let line = br#"{"a":"x sk-ant-1","b":"plain","c":"\u0041KIA","d":"AKIA"}"#;
+        let mut hits = Vec::new();
+        assert!(p.scan(line, &mut hits));
+        let span = |key: &str| {
+            let at = line
+                .windows(key.len())
+                .position(|w| w == key.as_bytes())
+                .unwrap()
+                + key.len();
+            let end = at + line[at..].iter().position(|&c| c == b'"').unwrap();
+            (at, end)
+        };
+        let mut cursor = 0;
+        let (s, e) = span(r#""a":""#);
+        let StringHits::Rules(rules) = p.string_hits(&hits, &mut cursor, s, e) else {
+            panic!()
+        };
+        assert!(rules.contains(0) && rules.contains(1) && !rules.contains(2));
+        let (s, e) = span(r#""b":""#);
+        assert_eq!(p.string_hits(&hits, &mut cursor, s, e), StringHits::Nothing);
+        let (s, e) = span(r#""c":""#);
+        assert_eq!(p.string_hits(&hits, &mut cursor, s, e), StringHits::Decode);
+        let (s, e) = span(r#""d":""#);
+        let StringHits::Rules(rules) = p.string_hits(&hits, &mut cursor, s, e) else {
+            panic!()
+        };
+        assert!(!rules.contains(0) && rules.contains(2));
+        assert!(p.candidates("AKIA sk-").contains(0));
+        assert!(!p.candidates("AKIA").contains(0));
     }
 
     #[test]
@@ -389,7 +507,8 @@ mod tests {
             b.gate(0, &["sk-"]);
             b.value_regex(1, "[a-z]{40}");
         });
-        assert!(p.may_match(b"anything"));
+        assert!(p.scans_everything());
+        assert!(may_match(&p, b"anything"));
         assert!(p.candidates("nothing").contains(1));
         assert!(!p.candidates("nothing").contains(0));
         assert!(p.candidates("an sk- here").contains(0));
