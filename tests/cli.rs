@@ -7,14 +7,21 @@ use std::process::{Command, Output};
 
 fn confab_host() -> PathBuf {
     let path = root().join("target/release/confab-host");
-    assert!(path.exists(), "{} is missing: run scripts/test-all", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test-all",
+        path.display()
+    );
     path
 }
 
 /// Run `confab-host` in `dir` with a clean environment (no user config).
 fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(confab_host());
-    cmd.current_dir(dir).env_clear().env("HOME", dir).env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("CONFAB_COMPONENT", component_path());
     for (k, v) in env {
         cmd.env(k, v);
@@ -31,17 +38,31 @@ fn with_no_backend_configured_it_mirrors_the_session_locally() {
     let ws = Workspace::new();
     let transcript = ws.copy_session(SESSION_A);
     let out = run(&ws.path(), &["sync", transcript.to_str().unwrap()], &[]);
-    assert!(out.status.success(), "exit {:?}: {}", out.status, stderr(&out));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
     let mirror = ws.path().join("confab-mirror").join(SESSION_A);
     for file in session_files(&transcript) {
         let name = file.file_name().unwrap();
-        assert_eq!(std::fs::read(mirror.join(name)).unwrap(), std::fs::read(&file).unwrap(), "{name:?}");
+        assert_eq!(
+            std::fs::read(mirror.join(name)).unwrap(),
+            std::fs::read(&file).unwrap(),
+            "{name:?}"
+        );
     }
     assert!(stderr(&out).contains("confab-mirror"), "{}", stderr(&out));
     // Run again: the mirror remembers, nothing new goes up.
-    let again = run(&ws.path(), &["sync", transcript.to_str().unwrap(), "--json"], &[]);
+    let again = run(
+        &ws.path(),
+        &["sync", transcript.to_str().unwrap(), "--json"],
+        &[],
+    );
     assert!(again.status.success(), "{}", stderr(&again));
-    let report: serde_json::Value = serde_json::from_slice(&again.stdout).expect("--json prints JSON on stdout");
+    let report: serde_json::Value =
+        serde_json::from_slice(&again.stdout).expect("--json prints JSON on stdout");
     assert_eq!(report["lines"], 0);
     assert_eq!(report["files"].as_array().unwrap().len(), 3);
 }
@@ -60,7 +81,10 @@ fn a_wrong_key_exits_1_with_one_line_that_does_not_hold_the_key() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("API key") && !err.contains("NotTheRightKey"), "{err}");
+    assert!(
+        err.contains("API key") && !err.contains("NotTheRightKey"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -70,8 +94,16 @@ fn configuration_errors_exit_2_and_nothing_is_sent() {
     let transcript = ws.copy_file("short.jsonl", "short.jsonl");
     let t = transcript.to_str().unwrap();
     for (args, env, expect) in [
-        (vec!["sync", t, "--api-key", "not-a-key"], vec![("CONFAB_BACKEND_URL", backend.url())], "does not look like a Confab key"),
-        (vec!["sync", t, "--backend-url", "http://confab.example.com"], vec![("CONFAB_API_KEY", KEY.to_string())], "plain http"),
+        (
+            vec!["sync", t, "--api-key", "not-a-key"],
+            vec![("CONFAB_BACKEND_URL", backend.url())],
+            "does not look like a Confab key",
+        ),
+        (
+            vec!["sync", t, "--backend-url", "http://confab.example.com"],
+            vec![("CONFAB_API_KEY", KEY.to_string())],
+            "plain http",
+        ),
         (vec!["sync"], vec![], "needs a transcript path"),
         (vec!["frobnicate"], vec![], "unknown command"),
     ] {
@@ -79,7 +111,10 @@ fn configuration_errors_exit_2_and_nothing_is_sent() {
         let out = run(&ws.path(), &args, &env);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(expect) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+        assert!(
+            err.contains(expect) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
     }
     assert!(backend.requests().is_empty(), "nothing was sent");
 }
@@ -90,7 +125,11 @@ fn a_missing_transcript_is_one_clear_line() {
     let out = run(&ws.path(), &["sync", "/nonexistent/abc.jsonl"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("cannot open the transcript /nonexistent/abc.jsonl") && err.trim_end().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("cannot open the transcript /nonexistent/abc.jsonl")
+            && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -99,7 +138,13 @@ fn help_explains_itself() {
     let out = run(&ws.path(), &["--help"], &[]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["sync <transcript.jsonl>", "CONFAB_API_KEY", "config.json", "EXIT STATUS", "read-only"] {
+    for needle in [
+        "sync <transcript.jsonl>",
+        "CONFAB_API_KEY",
+        "config.json",
+        "EXIT STATUS",
+        "read-only",
+    ] {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
 }

@@ -14,21 +14,35 @@ fn every_fixture_session_is_stored_byte_for_byte() {
         let report = s.sync();
         assert!(report.failed.is_empty(), "{:?}", report.failed);
         let files = session_files(&transcript);
-        assert_eq!(files.len(), 3, "fixture {uuid} has a transcript and two subagents");
+        assert_eq!(
+            files.len(),
+            3,
+            "fixture {uuid} has a transcript and two subagents"
+        );
         for file in &files {
             assert_stored(&backend, uuid, file);
         }
-        let mut expected: Vec<String> =
-            files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let mut expected: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         expected.sort();
         assert_eq!(backend.file_names(uuid), expected);
         let snapshot = backend.session(uuid).unwrap();
         for f in &files[1..] {
             let name = f.file_name().unwrap().to_string_lossy().into_owned();
-            assert_eq!(snapshot.file_types.get(&name).map(String::as_str), Some("agent"), "{name}");
+            assert_eq!(
+                snapshot.file_types.get(&name).map(String::as_str),
+                Some("agent"),
+                "{name}"
+            );
         }
     }
-    for (fixture, id) in [("short.jsonl", "short"), ("subagent.jsonl", "subagent"), ("tool_heavy.jsonl", "tool_heavy")] {
+    for (fixture, id) in [
+        ("short.jsonl", "short"),
+        ("subagent.jsonl", "subagent"),
+        ("tool_heavy.jsonl", "tool_heavy"),
+    ] {
         let transcript = ws.copy_file(fixture, fixture);
         let report = Synced::start(&backend, config(&backend, &transcript)).sync();
         assert!(report.failed.is_empty(), "{fixture}: {:?}", report.failed);
@@ -37,7 +51,11 @@ fn every_fixture_session_is_stored_byte_for_byte() {
 }
 
 fn lines_of(path: &std::path::Path) -> usize {
-    std::fs::read(path).unwrap().iter().filter(|&&b| b == b'\n').count()
+    std::fs::read(path)
+        .unwrap()
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 #[test]
@@ -81,13 +99,23 @@ fn a_half_written_last_line_waits_for_its_newline() {
     let transcript = ws.copy_file("short.jsonl", "half.jsonl");
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     s.sync();
-    append(&transcript, b"{\"type\":\"assistant\",\"message\":{\"content\":\"half");
-    assert_eq!(s.sync().lines, 0, "a line without its newline is not uploaded");
+    append(
+        &transcript,
+        b"{\"type\":\"assistant\",\"message\":{\"content\":\"half",
+    );
+    assert_eq!(
+        s.sync().lines,
+        0,
+        "a line without its newline is not uploaded"
+    );
     assert_stored(&backend, "half", &transcript);
     append(&transcript, b" done\"}}\n");
     assert_eq!(s.sync().lines, 1);
     assert_stored(&backend, "half", &transcript);
-    assert_eq!(backend.file("half", "half.jsonl").unwrap(), std::fs::read(&transcript).unwrap());
+    assert_eq!(
+        backend.file("half", "half.jsonl").unwrap(),
+        std::fs::read(&transcript).unwrap()
+    );
 }
 
 #[test]
@@ -97,7 +125,10 @@ fn a_fresh_instance_resumes_from_the_servers_state_without_duplicates() {
     let transcript = ws.copy_session(SESSION_A);
     Synced::start(&backend, config(&backend, &transcript)).sync();
     let before = lines_of(&transcript) as u64;
-    append(&transcript, b"{\"type\":\"assistant\",\"after\":\"restart\"}\n");
+    append(
+        &transcript,
+        b"{\"type\":\"assistant\",\"after\":\"restart\"}\n",
+    );
     backend.clear_requests();
     let report = Synced::start(&backend, config(&backend, &transcript)).sync();
     assert_eq!(report.lines, 1);
@@ -115,7 +146,14 @@ fn a_server_behind_the_file_gets_the_rest() {
     let backend = backend();
     let ws = Workspace::new();
     let full = std::fs::read(fixtures().join("tool_heavy.jsonl")).unwrap();
-    let cut = full.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(9).unwrap().0 + 1;
+    let cut = full
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .nth(9)
+        .unwrap()
+        .0
+        + 1;
     let transcript = ws.write("behind.jsonl", &full[..cut]);
     Synced::start(&backend, config(&backend, &transcript)).sync();
     assert_eq!(backend.session("behind").is_some(), true);
@@ -134,7 +172,14 @@ fn a_server_ahead_of_the_file_gets_nothing_until_the_file_passes_it() {
     Synced::start(&backend, config(&backend, &synced)).sync();
     // Another machine holds only the first 10 lines of the same session.
     let ws = Workspace::new();
-    let cut = full.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(9).unwrap().0 + 1;
+    let cut = full
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .nth(9)
+        .unwrap()
+        .0
+        + 1;
     let transcript = ws.write("ahead.jsonl", &full[..cut]);
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     let report = s.sync();
@@ -166,9 +211,17 @@ fn a_transcript_over_40_mib_goes_up_in_several_chunks_each_under_16_mib() {
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let requests = backend.requests();
     let sent = chunks(&requests);
-    assert!(sent.len() >= 3, "41 MiB needs at least 3 chunks of 14 MiB, got {}", sent.len());
+    assert!(
+        sent.len() >= 3,
+        "41 MiB needs at least 3 chunks of 14 MiB, got {}",
+        sent.len()
+    );
     for r in &sent {
-        assert!(r.body_bytes < 16 << 20, "a chunk body of {} bytes", r.body_bytes);
+        assert!(
+            r.body_bytes < 16 << 20,
+            "a chunk body of {} bytes",
+            r.body_bytes
+        );
         assert_eq!(r.content_encoding.as_deref(), Some("zstd"));
     }
     let mut next = 1;
@@ -185,7 +238,9 @@ fn a_15_mib_line_fails_only_its_file_with_its_line_number() {
     let backend = backend();
     let ws = Workspace::new();
     let transcript = ws.copy_session(SESSION_B);
-    let agent = transcript.with_extension("").join("subagents/agent-a7be2f0.jsonl");
+    let agent = transcript
+        .with_extension("")
+        .join("subagents/agent-a7be2f0.jsonl");
     let line_no = lines_of(&transcript) + 2;
     append(&transcript, b"{\"type\":\"assistant\",\"ok\":1}\n");
     let mut huge = b"{\"type\":\"user\",\"pad\":\"".to_vec();
@@ -196,10 +251,17 @@ fn a_15_mib_line_fails_only_its_file_with_its_line_number() {
     assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
     let failure = &report.failed[0];
     assert_eq!(failure.name, format!("{SESSION_B}.jsonl"));
-    let SyncError::InvalidInput(message) = &failure.error else { panic!("{:?}", failure.error) };
-    assert!(message.contains(&format!("line {line_no} ")) && message.contains("15.0 MiB"), "{message}");
+    let SyncError::InvalidInput(message) = &failure.error else {
+        panic!("{:?}", failure.error)
+    };
+    assert!(
+        message.contains(&format!("line {line_no} ")) && message.contains("15.0 MiB"),
+        "{message}"
+    );
     // Everything before the long line is stored; the subagents still synced.
-    let stored = backend.file(SESSION_B, &format!("{SESSION_B}.jsonl")).unwrap();
+    let stored = backend
+        .file(SESSION_B, &format!("{SESSION_B}.jsonl"))
+        .unwrap();
     assert_eq!(stored.iter().filter(|&&b| b == b'\n').count(), line_no - 1);
     assert_stored(&backend, SESSION_B, &agent);
 }
@@ -219,9 +281,26 @@ fn older_flat_layout_transitive_references_and_a_cycle() {
     main.extend_from_slice(agent_reference("../etc", "m2").as_bytes());
     let transcript = ws.write("flat.jsonl", &main);
     // deadbeef starts cafe1234, which refers back to deadbeef: a cycle.
-    let a = ws.write("agent-deadbeef.jsonl", format!("{{\"type\":\"assistant\",\"a\":1}}\n{}", agent_reference("cafe1234", "a1")).as_bytes());
-    let b = ws.write("agent-cafe1234.jsonl", format!("{}{{\"type\":\"assistant\",\"b\":1}}\n", agent_reference("deadbeef", "b1")).as_bytes());
-    ws.write("agent-99999999.jsonl", b"{\"type\":\"assistant\",\"other\":\"session\"}\n");
+    let a = ws.write(
+        "agent-deadbeef.jsonl",
+        format!(
+            "{{\"type\":\"assistant\",\"a\":1}}\n{}",
+            agent_reference("cafe1234", "a1")
+        )
+        .as_bytes(),
+    );
+    let b = ws.write(
+        "agent-cafe1234.jsonl",
+        format!(
+            "{}{{\"type\":\"assistant\",\"b\":1}}\n",
+            agent_reference("deadbeef", "b1")
+        )
+        .as_bytes(),
+    );
+    ws.write(
+        "agent-99999999.jsonl",
+        b"{\"type\":\"assistant\",\"other\":\"session\"}\n",
+    );
     let report = Synced::start(&backend, config(&backend, &transcript)).sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(
@@ -241,8 +320,12 @@ fn current_layout_finds_compaction_agents_and_agents_appearing_later() {
     let transcript = ws.copy_session(SESSION_A);
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     s.sync();
-    assert!(backend.file_names(SESSION_A).contains(&"agent-acompact-fffbd0.jsonl".to_string()));
-    let late = transcript.with_extension("").join("subagents/agent-acompact-123abc.jsonl");
+    assert!(backend
+        .file_names(SESSION_A)
+        .contains(&"agent-acompact-fffbd0.jsonl".to_string()));
+    let late = transcript
+        .with_extension("")
+        .join("subagents/agent-acompact-123abc.jsonl");
     std::fs::write(&late, b"{\"type\":\"system\",\"late\":true}\n").unwrap();
     let report = s.sync();
     assert_eq!(report.lines, 1);
@@ -255,11 +338,20 @@ fn rate_limits_with_retry_after_are_waited_out() {
     let ws = Workspace::new();
     let transcript = ws.copy_file("tool_heavy.jsonl", "limited.jsonl");
     let mut s = Synced::start(&backend, config(&backend, &transcript));
-    backend.inject(Fault::Status { path_prefix: "/api/v1/sync/chunk".into(), status: 429, retry_after_secs: Some(1), times: 2 });
+    backend.inject(Fault::Status {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        status: 429,
+        retry_after_secs: Some(1),
+        times: 2,
+    });
     let report = s.sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.retries >= 2);
-    let limited = backend.requests().iter().filter(|r| r.status == 429).count();
+    let limited = backend
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
     assert_eq!(limited, 2);
     assert_stored(&backend, "limited", &transcript);
 }
@@ -271,11 +363,16 @@ fn a_wrong_key_is_unauthorized_and_never_echoed() {
     let transcript = ws.copy_file("short.jsonl", "denied.jsonl");
     let mut cfg = config(&backend, &transcript);
     cfg.api_key = "cfb_WrongKey00000000000000000000000000000000".into();
-    let mut instance = sandbox().instantiate(&Grant::new(vec![ws.path()], &backend.url())).unwrap();
+    let mut instance = sandbox()
+        .instantiate(&Grant::new(vec![ws.path()], &backend.url()))
+        .unwrap();
     let session = instance.open(&cfg).unwrap().unwrap();
     match instance.init(session).unwrap() {
         Err(SyncError::Unauthorized(message)) => {
-            assert!(!message.contains("WrongKey") && !message.contains('\n'), "{message}");
+            assert!(
+                !message.contains("WrongKey") && !message.contains('\n'),
+                "{message}"
+            );
         }
         other => panic!("expected unauthorized, got {other:?}"),
     }
@@ -292,7 +389,10 @@ fn an_answer_lost_after_storing_does_not_duplicate_the_chunk() {
     let ws = Workspace::new();
     let transcript = ws.copy_session(SESSION_B);
     let mut s = Synced::start(&backend, config(&backend, &transcript));
-    backend.inject(Fault::LoseAnswer { path_prefix: "/api/v1/sync/chunk".into(), times: 1 });
+    backend.inject(Fault::LoseAnswer {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        times: 1,
+    });
     let report = s.sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.retries >= 1, "the lost answer was noticed");
@@ -316,24 +416,54 @@ fn metadata_reaches_the_backend_and_summaries_link_to_earlier_sessions() {
     let transcript = ws.write("later.jsonl", &later);
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     let report = s.sync();
-    assert!(report.failed.is_empty() && report.warnings.is_empty(), "{report:?}");
+    assert!(
+        report.failed.is_empty() && report.warnings.is_empty(),
+        "{report:?}"
+    );
 
     let later_snapshot = backend.session("later").unwrap();
     let meta = &later_snapshot.chunk_metadata;
     assert_eq!(meta["summary"], "This session, last word");
     let first = meta["first_user_message"].as_str().unwrap();
-    assert!(!first.is_empty() && first.len() <= 4096 && !first.contains('<'), "{first}");
+    assert!(
+        !first.is_empty() && first.len() <= 4096 && !first.contains('<'),
+        "{first}"
+    );
     assert_eq!(meta["git_info"]["branch"], "master");
-    assert_eq!(later_snapshot.init_metadata["cwd"], "/home/marco/projects/spotter");
+    assert_eq!(
+        later_snapshot.init_metadata["cwd"],
+        "/home/marco/projects/spotter"
+    );
     assert_eq!(later_snapshot.init_metadata["hostname"], "test-host");
-    assert_eq!(backend.session("earlier").unwrap().summary_patch.as_deref(), Some("Earlier: fixing the parser"));
+    assert_eq!(
+        backend.session("earlier").unwrap().summary_patch.as_deref(),
+        Some("Earlier: fixing the parser")
+    );
 
-    let found = s.instance.find_session_by_leaf_uuid(ws.path().to_str().unwrap(), "40003bdd-2613-4975-83d5-36fb0b6bbc59", Some("later.jsonl")).unwrap();
+    let found = s
+        .instance
+        .find_session_by_leaf_uuid(
+            ws.path().to_str().unwrap(),
+            "40003bdd-2613-4975-83d5-36fb0b6bbc59",
+            Some("later.jsonl"),
+        )
+        .unwrap();
     assert_eq!(found.as_deref(), Some("earlier"));
-    let none = s.instance.find_session_by_leaf_uuid(ws.path().to_str().unwrap(), "no-such-uuid", None).unwrap();
+    let none = s
+        .instance
+        .find_session_by_leaf_uuid(ws.path().to_str().unwrap(), "no-such-uuid", None)
+        .unwrap();
     assert_eq!(none, None);
 
-    s.instance.send_event(s.session, "session_end", "2026-11-24T12:00:00Z", r#"{"reason":"exit","hook_event_name":"SessionEnd"}"#).unwrap().unwrap();
+    s.instance
+        .send_event(
+            s.session,
+            "session_end",
+            "2026-11-24T12:00:00Z",
+            r#"{"reason":"exit","hook_event_name":"SessionEnd"}"#,
+        )
+        .unwrap()
+        .unwrap();
     let events = backend.session("later").unwrap().events;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event_type"], "session_end");
@@ -348,12 +478,23 @@ fn stats_reset_and_github_links() {
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     s.sync();
     let stats = s.instance.stats(s.session).unwrap();
-    let main = stats.iter().find(|f| f.name == format!("{SESSION_A}.jsonl")).unwrap();
+    let main = stats
+        .iter()
+        .find(|f| f.name == format!("{SESSION_A}.jsonl"))
+        .unwrap();
     assert_eq!(main.lines_synced as usize, lines_of(&transcript));
     assert_eq!(stats.len(), 3);
-    let link = s.instance.link_github(s.session, "https://github.com/o/r/pull/7", Some("Fix")).unwrap().unwrap();
+    let link = s
+        .instance
+        .link_github(s.session, "https://github.com/o/r/pull/7", Some("Fix"))
+        .unwrap()
+        .unwrap();
     assert_eq!(link.link_type, "pull_request");
-    match s.instance.link_github(s.session, "https://github.com/o/r/pull/7", None).unwrap() {
+    match s
+        .instance
+        .link_github(s.session, "https://github.com/o/r/pull/7", None)
+        .unwrap()
+    {
         Err(SyncError::Conflict(_)) => {}
         other => panic!("a duplicate link must be a conflict: {other:?}"),
     }
@@ -361,5 +502,9 @@ fn stats_reset_and_github_links() {
     assert_eq!(s.instance.session_id(s.session).unwrap(), None);
     assert!(matches!(s.try_sync(), Err(SyncError::NotInitialized(_))));
     s.instance.init(s.session).unwrap().unwrap();
-    assert_eq!(s.sync().lines, 0, "after reset, init learns the server already has everything");
+    assert_eq!(
+        s.sync().lines,
+        0,
+        "after reset, init learns the server already has everything"
+    );
 }

@@ -1,65 +1,43 @@
-//! `confab-host`: sync a Claude Code session through the confab-sync
-//! component, sandboxed in wasmtime. With no backend configured it starts the
-//! embedded local backend and mirrors the session into a folder, so it runs
-//! on a fresh machine with no account.
+//! `confab-host`: the confab-sync component's commands (`sync`, `hook`,
+//! `watch`, `validate`), run sandboxed in wasmtime. The host parses and
+//! checks the command line with the component's own parser (usage and
+//! configuration errors exit 2 before anything runs), grants the least the
+//! command needs, and runs the component's `wasi:cli/run`, whose output is
+//! the output. With no backend configured it starts the embedded local
+//! backend and mirrors the session into a folder, so it runs on a fresh
+//! machine with no account.
 
 use confab_host::backend::{Backend, BackendConfig, DEFAULT_LOCAL_API_KEY};
-use confab_host::config::{self, Settings};
-use confab_host::report;
-use confab_host::sandbox::{Grant, Sandbox, SessionConfig, SyncError};
+use confab_host::sandbox::{Grant, Sandbox};
+use confab_sync::cli::args::{self, Command};
+use confab_sync::cli::hook::HookInput;
+use confab_sync::cli::settings::{self, Settings};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-confab-host: sync Claude Code sessions to a Confab backend, through the
-confab-sync WebAssembly component running sandboxed in wasmtime.
+const HOST_USAGE: &str = "\
+CONFAB-HOST:
+    confab-host runs the commands above through the confab-sync component,
+    sandboxed: the component reads only the transcript's folder (read-only)
+    and sends requests only to the backend's origin. Host options:
+    --mirror DIR        with no backend configured anywhere, an embedded local
+                        backend is started on 127.0.0.1 and the session is
+                        mirrored into DIR/<session id>/ (default: ./confab-mirror)
+    --component PATH    confab_sync.wasm (else CONFAB_COMPONENT, else the build
+                        output beside this binary's target folder)
 
-USAGE:
-    confab-host sync <transcript.jsonl> [OPTIONS]
+    confab-host backend [--mirror DIR] [--api-key KEY]
+                        run only the local backend: prints its URL on stdout,
+                        serves until stdin closes
 
-OPTIONS:
-    --backend-url URL   Confab backend (else CONFAB_BACKEND_URL, else the config file)
-    --api-key KEY       API key, cfb_... (else CONFAB_API_KEY, else the config file)
-    --external-id ID    session id (default: the transcript's file stem)
-    --cwd DIR           the project folder the agent ran in (sent as metadata)
-    --mirror DIR        folder of the embedded local backend (default: ./confab-mirror)
-    --component PATH    confab_sync.wasm (else CONFAB_COMPONENT, else beside this binary's target folder)
-    --json              print the sync report as JSON on stdout, nothing else there
-    -h, --help          this help
-
-CONFIG FILE:
-    CONFAB_CONFIG_PATH, else ~/.confab/config.json, in confab's shape:
-    {\"backend_url\": \"https://...\", \"api_key\": \"cfb_...\",
-     \"redaction\": {\"enabled\": true, \"use_default_patterns\": true, \"patterns\": []}}
-    With no backend configured anywhere, an embedded local backend is started
-    on 127.0.0.1 and the session is mirrored into the --mirror folder.
-
-SANDBOX:
-    The component can read only the transcript's folder (read-only) and send
-    requests only to the backend's origin.
-
-EXIT STATUS:
-    0 every file synced, 1 a sync error, 2 a usage or configuration error.";
-
-struct Args {
-    transcript: PathBuf,
-    backend_url: Option<String>,
-    api_key: Option<String>,
-    external_id: Option<String>,
-    cwd: Option<String>,
-    mirror: PathBuf,
-    component: Option<PathBuf>,
-    json: bool,
-}
-
-enum Failure {
-    Usage(String),
-    Sync(String),
-}
+EXIT STATUS (confab-host):
+    0 every file synced, 1 a sync error, 2 a usage or configuration error;
+    `hook` always 0.";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    match run(&argv) {
+    match run(argv) {
         Ok(code) => code,
         Err(Failure::Usage(m)) => {
             eprintln!("confab-host: {m}");
@@ -72,186 +50,225 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse(argv: &[String]) -> Result<Option<Args>, Failure> {
-    let mut it = argv.iter();
-    match it.next().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => return Ok(None),
-        Some("sync") => {}
-        Some(other) => {
-            return Err(Failure::Usage(format!(
-                "unknown command `{other}` (try --help)"
-            )))
-        }
-    }
-    let mut transcript = None;
-    let mut args = Args {
-        transcript: PathBuf::new(),
-        backend_url: None,
-        api_key: None,
-        external_id: None,
-        cwd: None,
-        mirror: PathBuf::from("confab-mirror"),
-        component: None,
-        json: false,
-    };
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| Failure::Usage(format!("{name} needs a value (try --help)")))
-        };
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--json" => args.json = true,
-            "--backend-url" => args.backend_url = Some(value(arg)?),
-            "--api-key" => args.api_key = Some(value(arg)?),
-            "--external-id" => args.external_id = Some(value(arg)?),
-            "--cwd" => args.cwd = Some(value(arg)?),
-            "--mirror" => args.mirror = PathBuf::from(value(arg)?),
-            "--component" => args.component = Some(PathBuf::from(value(arg)?)),
-            flag if flag.starts_with('-') => {
-                return Err(Failure::Usage(format!(
-                    "unknown option `{flag}` (try --help)"
-                )))
-            }
-            path if transcript.is_none() => transcript = Some(PathBuf::from(path)),
-            extra => {
-                return Err(Failure::Usage(format!(
-                    "unexpected argument `{extra}` (try --help)"
-                )))
-            }
-        }
-    }
-    args.transcript = transcript
-        .ok_or_else(|| Failure::Usage("sync needs a transcript path (try --help)".into()))?;
-    Ok(Some(args))
+enum Failure {
+    Usage(String),
+    Sync(String),
 }
 
-fn run(argv: &[String]) -> Result<ExitCode, Failure> {
-    let Some(args) = parse(argv)? else {
-        println!("{USAGE}");
-        return Ok(ExitCode::SUCCESS);
-    };
-    let settings = config::resolve(args.backend_url.clone(), args.api_key.clone(), |k| {
-        std::env::var(k).ok()
-    })
-    .map_err(Failure::Usage)?;
-    let transcript = std::fs::canonicalize(&args.transcript).map_err(|e| {
-        Failure::Sync(format!(
-            "cannot open the transcript {}: {e}",
-            args.transcript.display()
-        ))
-    })?;
-    let transcript_str = transcript
-        .to_str()
-        .ok_or_else(|| {
-            Failure::Usage(format!(
-                "the transcript path is not UTF-8: {}",
-                transcript.display()
-            ))
-        })?
-        .to_string();
-    let folder = transcript
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let external_id = args.external_id.clone().unwrap_or_else(|| {
-        transcript
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+/// Options of the host itself, taken out before the component sees the arguments.
+struct HostOptions {
+    mirror: PathBuf,
+    component: Option<PathBuf>,
+}
 
-    let (local, backend_url, api_key) = backend_for(&settings, &args)?;
-    let component = component_path(args.component.as_deref()).map_err(Failure::Usage)?;
+fn take_host_options(argv: &mut Vec<String>) -> Result<HostOptions, Failure> {
+    let mut options = HostOptions {
+        mirror: PathBuf::from("confab-mirror"),
+        component: None,
+    };
+    let mut i = 0;
+    while i < argv.len() {
+        let name = argv[i].clone();
+        if name == "--mirror" || name == "--component" {
+            let value = argv
+                .get(i + 1)
+                .cloned()
+                .ok_or_else(|| Failure::Usage(format!("{name} needs a value (try --help)")))?;
+            argv.drain(i..i + 2);
+            if name == "--mirror" {
+                options.mirror = PathBuf::from(value);
+            } else {
+                options.component = Some(PathBuf::from(value));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    Ok(options)
+}
+
+fn run(mut argv: Vec<String>) -> Result<ExitCode, Failure> {
+    if argv.first().map(String::as_str) == Some("backend") {
+        return serve_backend(&argv[1..]);
+    }
+    let host = take_host_options(&mut argv)?;
+    let command = args::parse(&argv).map_err(Failure::Usage)?;
+    let (common, transcript) = match &command {
+        Command::Help(text) => {
+            println!("{text}");
+            if *text == args::USAGE {
+                println!("\n{HOST_USAGE}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Sync(a) | Command::Watch { sync: a, .. } => {
+            (a.common.clone(), Some(a.transcript.clone()))
+        }
+        Command::Hook(c) | Command::Validate(c) => (c.clone(), None),
+    };
+    let is_hook = matches!(command, Command::Hook(_));
+    let mut stdin = Vec::new();
+    let transcript = if is_hook {
+        let _ = std::io::stdin().take(1 << 20).read_to_end(&mut stdin);
+        match HookInput::parse(&stdin) {
+            Ok(input) => Some(input.transcript_path),
+            Err(m) => {
+                eprintln!("confab-sync hook: {m}");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    } else {
+        transcript
+    };
+    let outcome = run_component(&command, &argv, &common, transcript, stdin, &host);
+    match outcome {
+        Err(Failure::Usage(m) | Failure::Sync(m)) if is_hook => {
+            eprintln!("confab-sync hook: {m}; the session was not synced");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn run_component(
+    command: &Command,
+    argv: &[String],
+    common: &args::CommonArgs,
+    transcript: Option<String>,
+    stdin: Vec<u8>,
+    host: &HostOptions,
+) -> Result<ExitCode, Failure> {
+    let env = |k: &str| std::env::var(k).ok();
+    let read = |path: &str, max: usize| -> Result<Option<Vec<u8>>, String> {
+        match std::fs::File::open(path) {
+            Ok(f) => {
+                let mut buf = Vec::new();
+                f.take(max as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let mut settings = settings::resolve(common, &env, &read).map_err(Failure::Usage)?;
+    // A pattern that does not compile is a configuration error (exit 2), caught
+    // here with the component's own redactor before anything runs.
+    confab_sync::core::redact::Redactor::new(&settings.redaction)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+
+    let mut folders = Vec::new();
+    let mut external_id = None;
+    if let Some(path) = &transcript {
+        let canonical = std::fs::canonicalize(path)
+            .map_err(|e| Failure::Sync(format!("cannot open the transcript {path}: {e}")))?;
+        external_id = canonical
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        folders.push(
+            canonical
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/")),
+        );
+    }
+    let local = start_local_backend_if_needed(
+        &mut settings,
+        host,
+        matches!(command, Command::Validate(_)),
+    )?;
+    let (url, key) = settings.require().map_err(Failure::Usage)?;
+
+    let component = component_path(host.component.as_deref()).map_err(Failure::Usage)?;
     let sandbox = Sandbox::load(&component, cache_dir().as_deref()).map_err(|e| {
         Failure::Sync(format!(
             "cannot load the component {}: {e}",
             component.display()
         ))
     })?;
-    let mut instance = sandbox
-        .instantiate(&Grant::new(vec![folder], &backend_url))
-        .map_err(|e| Failure::Sync(format!("cannot start the component: {e}")))?;
-    let config = SessionConfig {
-        backend_url,
-        api_key,
-        external_id: external_id.clone(),
-        transcript_path: transcript_str,
-        cwd: args.cwd.clone().unwrap_or_default(),
-        hostname: std::env::var("HOSTNAME")
-            .ok()
-            .filter(|h| !h.is_empty() && h.len() <= 255),
-        username: std::env::var("USER")
-            .ok()
-            .filter(|u| !u.is_empty() && u.len() <= 255),
-        redaction: settings.redaction.clone(),
-    };
-    let trap =
-        |e: wasmtime::Error| Failure::Sync(format!("the component stopped unexpectedly: {e}"));
-    let session = instance
-        .open(&config)
-        .map_err(trap)?
-        .map_err(sync_failure)?;
-    instance
-        .init(session)
-        .map_err(trap)?
-        .map_err(sync_failure)?;
-    let report = instance
-        .sync_all(session)
-        .map_err(trap)?
-        .map_err(sync_failure)?;
-
-    if args.json {
-        println!("{}", report::to_json(&report));
-    } else {
-        eprint!("{}", report::human(&report));
+    let mut grant = Grant::new(folders, &url);
+    if matches!(command, Command::Watch { .. }) {
+        grant.deadline = None;
     }
-    if let Some(backend) = &local {
-        let dir = args.mirror.join(&external_id);
+    let redaction = serde_json::to_string(&settings.redaction).unwrap_or_default();
+    let env = vec![
+        ("CONFAB_BACKEND_URL".to_string(), url),
+        ("CONFAB_API_KEY".to_string(), key),
+        ("CONFAB_REDACTION".to_string(), redaction),
+    ];
+    let ok = sandbox
+        .run_command(&grant, argv, &env, stdin)
+        .map_err(|e| {
+            Failure::Sync(format!(
+                "the component stopped: {}",
+                first_line(&e.to_string())
+            ))
+        })?;
+    if let (Some(backend), Some(id)) = (&local, external_id) {
         eprintln!(
             "mirrored into {} (embedded local backend on {})",
-            dir.display(),
+            host.mirror.join(id).display(),
             backend.url()
         );
     }
-    Ok(if report.failed.is_empty() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// The configured backend, or the embedded local one when none is configured.
-fn backend_for(
-    settings: &Settings,
-    args: &Args,
-) -> Result<(Option<Backend>, String, String), Failure> {
-    if let Some(url) = &settings.backend_url {
-        let key = settings.api_key.clone().ok_or_else(|| {
-            Failure::Usage(
-                "no API key: pass --api-key, set CONFAB_API_KEY, or put api_key in the config file"
-                    .into(),
-            )
-        })?;
-        return Ok((None, url.clone(), key));
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// With no backend configured anywhere, the embedded local backend.
+fn start_local_backend_if_needed(
+    settings: &mut Settings,
+    host: &HostOptions,
+    validate: bool,
+) -> Result<Option<Backend>, Failure> {
+    if settings.backend_url.is_some() {
+        return Ok(None);
     }
+    let mirror = (!validate).then(|| host.mirror.clone());
     let backend = Backend::start(BackendConfig {
-        api_keys: vec![DEFAULT_LOCAL_API_KEY.to_string()],
-        mirror_dir: Some(args.mirror.clone()),
+        mirror_dir: mirror,
         ..BackendConfig::default()
     })
     .map_err(|e| Failure::Sync(format!("cannot start the embedded local backend: {e}")))?;
-    let url = backend.url();
-    Ok((Some(backend), url, DEFAULT_LOCAL_API_KEY.to_string()))
+    settings.backend_url = Some(backend.url());
+    settings.api_key = Some(DEFAULT_LOCAL_API_KEY.to_string());
+    Ok(Some(backend))
 }
 
-fn sync_failure(e: SyncError) -> Failure {
-    let m = report::error_message(&e);
-    match e {
-        SyncError::InvalidConfig(_) => Failure::Usage(m),
-        _ => Failure::Sync(m),
+/// `confab-host backend`: the local backend alone, until stdin closes.
+fn serve_backend(args: &[String]) -> Result<ExitCode, Failure> {
+    let mut config = BackendConfig::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| Failure::Usage(format!("{arg} needs a value (try --help)")))
+        };
+        match arg.as_str() {
+            "--mirror" => config.mirror_dir = Some(PathBuf::from(value()?)),
+            "--api-key" => config.api_keys = vec![value()?],
+            other => {
+                return Err(Failure::Usage(format!(
+                    "unknown option `{other}` for backend (try --help)"
+                )))
+            }
+        }
     }
+    let backend = Backend::start(config)
+        .map_err(|e| Failure::Usage(format!("cannot start the local backend: {e}")))?;
+    println!("{}", backend.url());
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    backend.shutdown();
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--component`, `CONFAB_COMPONENT`, or the build output beside this binary

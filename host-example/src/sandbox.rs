@@ -8,10 +8,13 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::error::Context;
 use wasmtime::{format_err, Result};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -34,6 +37,9 @@ pub struct Grant {
     pub allowed_origin: String,
     /// Linear memory limit of the component, in bytes.
     pub memory_limit: usize,
+    /// Longest time one call into the component may run (`None`: no limit,
+    /// e.g. for `watch`); enforced with wasmtime's epoch interruption.
+    pub deadline: Option<Duration>,
 }
 
 impl Grant {
@@ -43,6 +49,7 @@ impl Grant {
             read_only_dirs: dirs,
             allowed_origin: origin_of_url(backend_url),
             memory_limit: 256 << 20,
+            deadline: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -70,7 +77,9 @@ impl Sandbox {
     pub fn load(wasm_path: &Path, cache_dir: Option<&Path>) -> Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
+        start_epoch_ticker(&engine);
         let bytes = std::fs::read(wasm_path)
             .with_context(|| format!("cannot read the component {}", wasm_path.display()))?;
         let component = match cache_dir {
@@ -89,7 +98,37 @@ impl Sandbox {
 
     /// A fresh instance in its own store, with `grant`'s rights only.
     pub fn instantiate(&self, grant: &Grant) -> Result<Instance> {
+        let mut store = self.store(grant, WasiCtxBuilder::new())?;
+        let bindings = SyncEngine::instantiate(&mut store, &self.component, &self.linker)?;
+        Ok(Instance { store, bindings })
+    }
+
+    /// Run the component's `wasi:cli/run` (its command line) with `grant`'s
+    /// rights plus the given arguments, environment and stdin; stdout and
+    /// stderr are this process's. Returns whether the command succeeded.
+    pub fn run_command(
+        &self,
+        grant: &Grant,
+        args: &[String],
+        env: &[(String, String)],
+        stdin: Vec<u8>,
+    ) -> Result<bool> {
         let mut wasi = WasiCtxBuilder::new();
+        wasi.arg("confab-sync")
+            .args(args)
+            .stdin(MemoryInputPipe::new(stdin))
+            .inherit_stdout()
+            .inherit_stderr();
+        for (k, v) in env {
+            wasi.env(k, v);
+        }
+        let mut store = self.store(grant, wasi)?;
+        let instance = self.linker.instantiate(&mut store, &self.component)?;
+        let command = Command::new(&mut store, &instance)?;
+        Ok(command.wasi_cli_run().call_run(&mut store)?.is_ok())
+    }
+
+    fn store(&self, grant: &Grant, mut wasi: WasiCtxBuilder) -> Result<Store<HostState>> {
         for dir in &grant.read_only_dirs {
             let guest = dir
                 .to_str()
@@ -108,12 +147,33 @@ impl Sandbox {
                 .memory_size(grant.memory_limit)
                 .instances(4)
                 .build(),
+            deadline_ticks: u64::MAX,
         };
+        let ticks = grant.deadline.map_or(u64::MAX, |d| {
+            (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+        });
         let mut store = Store::new(&self.engine, state);
+        store.data_mut().deadline_ticks = ticks;
         store.limiter(|s| &mut s.limits);
-        let bindings = SyncEngine::instantiate(&mut store, &self.component, &self.linker)?;
-        Ok(Instance { store, bindings })
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok(store)
     }
+}
+
+/// How often the epoch advances: the granularity of call deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(100);
+
+/// One thread per engine advances its epoch; it ends with the engine.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(EPOCH_TICK);
+        match weak.upgrade() {
+            Some(engine) => engine.increment_epoch(),
+            None => break,
+        }
+    });
 }
 
 /// The compiled artifact keyed by the component's bytes and wasmtime's version.
@@ -156,15 +216,24 @@ pub struct SessionHandle(ResourceAny);
 pub type Call<T> = Result<std::result::Result<T, SyncError>>;
 
 impl Instance {
+    /// Each call gets the whole deadline of the grant.
+    fn arm(&mut self) {
+        let ticks = self.store.data().deadline_ticks;
+        self.store.set_epoch_deadline(ticks);
+    }
+
     pub fn open(&mut self, config: &SessionConfig) -> Call<SessionHandle> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         Ok(api.call_open(&mut self.store, config)?.map(SessionHandle))
     }
     pub fn init(&mut self, s: SessionHandle) -> Call<String> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_init(&mut self.store, s.0)
     }
     pub fn sync_all(&mut self, s: SessionHandle) -> Call<SyncReport> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_sync_all(&mut self.store, s.0)
     }
@@ -175,6 +244,7 @@ impl Instance {
         timestamp: &str,
         payload: &str,
     ) -> Call<()> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_send_event(&mut self.store, s.0, event_type, timestamp, payload)
     }
@@ -184,6 +254,7 @@ impl Instance {
         external_id: &str,
         summary: &str,
     ) -> Call<()> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_update_session_summary(&mut self.store, s.0, external_id, summary)
     }
@@ -193,18 +264,22 @@ impl Instance {
         url: &str,
         title: Option<&str>,
     ) -> Call<GithubLink> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_link_github(&mut self.store, s.0, url, title)
     }
     pub fn session_id(&mut self, s: SessionHandle) -> Result<Option<String>> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_session_id(&mut self.store, s.0)
     }
     pub fn stats(&mut self, s: SessionHandle) -> Result<Vec<FileStats>> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_stats(&mut self.store, s.0)
     }
     pub fn reset(&mut self, s: SessionHandle) -> Result<()> {
+        self.arm();
         let api = self.bindings.confab_sync_engine().sync_session();
         api.call_reset(&mut self.store, s.0)
     }
@@ -214,6 +289,7 @@ impl Instance {
         leaf: &str,
         exclude: Option<&str>,
     ) -> Result<Option<String>> {
+        self.arm();
         self.bindings
             .confab_sync_engine()
             .call_find_session_by_leaf_uuid(&mut self.store, dir, leaf, exclude)
@@ -226,6 +302,8 @@ struct HostState {
     table: ResourceTable,
     hooks: OriginPolicy,
     limits: StoreLimits,
+    /// Epoch ticks each call may run (see [`Grant::deadline`]).
+    deadline_ticks: u64,
 }
 
 impl WasiView for HostState {

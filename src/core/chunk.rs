@@ -102,7 +102,11 @@ mod tests {
     use super::*;
 
     fn target() -> ChunkTarget<'static> {
-        ChunkTarget { session_id: "s1", file_name: "f.jsonl", file_type: "transcript" }
+        ChunkTarget {
+            session_id: "s1",
+            file_name: "f.jsonl",
+            file_type: "transcript",
+        }
     }
 
     #[test]
@@ -115,7 +119,10 @@ mod tests {
             assert!(b.fits(esc.len()));
             b.push_escaped(&esc, line.len());
         }
-        let meta = ChunkMetadata { summary: Some("sum".into()), ..Default::default() };
+        let meta = ChunkMetadata {
+            summary: Some("sum".into()),
+            ..Default::default()
+        };
         let body: serde_json::Value = serde_json::from_slice(b.finish(Some(&meta))).unwrap();
         assert_eq!(body["first_line"], 151);
         assert_eq!(body["file_type"], "transcript");

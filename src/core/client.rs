@@ -11,7 +11,16 @@ use super::protocol::ErrorBody;
 use super::retry::{self, Decision, Outcome, Repeat};
 use std::time::Duration;
 
-pub const USER_AGENT: &str = concat!("confab-sync/", env!("CARGO_PKG_VERSION"), " (wasm32-wasip2)");
+/// The only bodies the server decompresses (confab-web `server.go`: its
+/// zstd middleware wraps `/sync/*` only); a compressed summary PATCH or
+/// github-link body would reach its JSON decoder as binary and be refused.
+const DECOMPRESSED_PATHS: &str = "/api/v1/sync/";
+
+pub const USER_AGENT: &str = concat!(
+    "confab-sync/",
+    env!("CARGO_PKG_VERSION"),
+    " (wasm32-wasip2)"
+);
 
 /// Counters of what went over the wire, for the sync report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +62,12 @@ impl<T: Transport, C: Clock> Client<T, C> {
         self.waited = Duration::ZERO;
     }
 
+    /// Start a new budget: each public operation (init, sync-all, ...) may
+    /// wait up to the budget, however long the client lives.
+    pub fn new_operation(&mut self) {
+        self.waited = Duration::ZERO;
+    }
+
     pub fn clock(&mut self) -> &mut C {
         &mut self.clock
     }
@@ -81,11 +96,17 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 ),
                 Err(TransportError::Connect(m)) => (
                     Outcome::NotConnected,
-                    SyncError::new(ErrorKind::Transport, format!("{path}: cannot reach the backend: {m}")),
+                    SyncError::new(
+                        ErrorKind::Transport,
+                        format!("{path}: cannot reach the backend: {m}"),
+                    ),
                 ),
                 Err(TransportError::Lost(m)) => (
                     Outcome::AnswerLost,
-                    SyncError::new(ErrorKind::Transport, format!("{path}: no answer from the backend: {m}")),
+                    SyncError::new(
+                        ErrorKind::Transport,
+                        format!("{path}: no answer from the backend: {m}"),
+                    ),
                 ),
             };
             let jitter = self.clock.jitter_seed() % 1000;
@@ -112,7 +133,12 @@ impl<T: Transport, C: Clock> Client<T, C> {
         true
     }
 
-    fn build(&mut self, method: Method, path: &str, body: Option<&[u8]>) -> Result<HttpRequest, SyncError> {
+    fn build(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<HttpRequest, SyncError> {
         let mut headers = vec![
             ("authorization".to_string(), self.authorization.clone()),
             ("user-agent".to_string(), USER_AGENT.to_string()),
@@ -122,7 +148,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
             None => Vec::new(),
             Some(raw) => {
                 headers.push(("content-type".into(), "application/json".into()));
-                if raw.len() >= COMPRESS_THRESHOLD {
+                if raw.len() >= COMPRESS_THRESHOLD && path.starts_with(DECOMPRESSED_PATHS) {
                     headers.push(("content-encoding".into(), "zstd".into()));
                     self.compress(raw)?
                 } else {
@@ -130,7 +156,12 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 }
             }
         };
-        Ok(HttpRequest { method, url: format!("{}{}", self.base_url, path), headers, body })
+        Ok(HttpRequest {
+            method,
+            url: format!("{}{}", self.base_url, path),
+            headers,
+            body,
+        })
     }
 
     fn compress(&mut self, raw: &[u8]) -> Result<Vec<u8>, SyncError> {
@@ -152,8 +183,17 @@ impl<T: Transport, C: Clock> Client<T, C> {
 fn status_error(path: &str, resp: &HttpResponse) -> SyncError {
     let text = serde_json::from_slice::<ErrorBody>(&resp.body)
         .map(|b| b.error)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&resp.body).chars().take(300).collect());
-    let text = if text.trim().is_empty() { "no explanation given".to_string() } else { text };
+        .unwrap_or_else(|_| {
+            String::from_utf8_lossy(&resp.body)
+                .chars()
+                .take(300)
+                .collect()
+        });
+    let text = if text.trim().is_empty() {
+        "no explanation given".to_string()
+    } else {
+        text
+    };
     let status = resp.status;
     let (kind, message) = match status {
         401 | 403 => (
@@ -167,4 +207,338 @@ fn status_error(path: &str, resp: &HttpResponse) -> SyncError {
         _ => (ErrorKind::Http(status), format!("{path}: HTTP {status}: {text}")),
     };
     SyncError::new(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::protocol::{path_summary, PATH_CHUNK, PATH_INIT, PATH_VALIDATE};
+    use crate::core::testing::{FakeClock, FakeServer, Fault, TEST_KEY};
+    use serde_json::json;
+
+    const BASE: &str = "https://confab.example.com/";
+    const EXTERNAL_ID: &str = "3f2a9c4e-1b2d-4c5e-8f70-0a1b2c3d4e5f";
+
+    fn client(server: &FakeServer, clock: &FakeClock) -> Client<FakeServer, FakeClock> {
+        Client::new(server.clone(), clock.clone(), BASE, TEST_KEY)
+    }
+
+    /// An init body of exactly `size` bytes.
+    fn init_body(size: usize) -> Vec<u8> {
+        let build = |pad: usize| {
+            serde_json::to_vec(&json!({
+                "external_id": EXTERNAL_ID,
+                "transcript_path": format!("/p/{EXTERNAL_ID}.jsonl"),
+                "metadata": {"cwd": "c".repeat(pad)},
+            }))
+            .unwrap()
+        };
+        let body = build(size - build(0).len());
+        assert_eq!(body.len(), size);
+        body
+    }
+
+    /// Init, then the body of a chunk of `lines` starting at line 1.
+    fn chunk_body(c: &mut Client<FakeServer, FakeClock>, lines: &[&str]) -> Vec<u8> {
+        let answer = c.call(Method::Post, PATH_INIT, Some(&init_body(200)), Repeat::Safe);
+        let answer: serde_json::Value = serde_json::from_slice(&answer.unwrap()).unwrap();
+        serde_json::to_vec(&json!({
+            "session_id": answer["session_id"], "file_name": format!("{EXTERNAL_ID}.jsonl"),
+            "file_type": "transcript", "first_line": 1, "lines": lines,
+        }))
+        .unwrap()
+    }
+
+    fn secs(clock: &FakeClock) -> Vec<f64> {
+        clock.sleeps().iter().map(Duration::as_secs_f64).collect()
+    }
+
+    #[test]
+    fn small_bodies_are_sent_plain() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let body = init_body(COMPRESS_THRESHOLD - 1);
+        client(&server, &clock)
+            .call(Method::Post, PATH_INIT, Some(&body), Repeat::Safe)
+            .expect("init");
+        let sent = &server.requests()[0];
+        assert_eq!(sent.header("content-encoding"), None);
+        assert_eq!(sent.header("content-type"), Some("application/json"));
+        assert_eq!(sent.wire_size, body.len());
+        assert_eq!(sent.body, body);
+    }
+
+    #[test]
+    fn bodies_of_1024_bytes_or_more_are_zstd_and_decompress_to_the_original() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let mut c = client(&server, &clock);
+        for size in [COMPRESS_THRESHOLD, 64 * 1024] {
+            let body = init_body(size);
+            c.call(Method::Post, PATH_INIT, Some(&body), Repeat::Safe)
+                .expect("init");
+            let sent = server.requests().pop().unwrap();
+            assert_eq!(sent.status(), Some(200));
+            assert_eq!(sent.header("content-encoding"), Some("zstd"));
+            assert!(sent.wire_size < body.len(), "{} bytes compressed", size);
+            assert_eq!(sent.body, body, "decompresses to the original");
+        }
+        assert_eq!(c.stats.requests, 2);
+        let wire: usize = server.requests().iter().map(|r| r.wire_size).sum();
+        assert_eq!(c.stats.wire_bytes, wire as u64);
+    }
+
+    #[test]
+    fn bodies_outside_the_sync_endpoints_are_never_compressed() {
+        // The server decompresses /api/v1/sync/* only.
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        server.add_session(EXTERNAL_ID);
+        let summary = "s".repeat(2000);
+        let body = serde_json::to_vec(&json!({ "summary": summary })).unwrap();
+        client(&server, &clock)
+            .call(
+                Method::Patch,
+                &path_summary(EXTERNAL_ID),
+                Some(&body),
+                Repeat::Safe,
+            )
+            .expect("summary");
+        let sent = &server.requests()[0];
+        assert_eq!(sent.header("content-encoding"), None);
+        assert_eq!(sent.status(), Some(200));
+        assert_eq!(server.summary(EXTERNAL_ID), Some(summary));
+    }
+
+    #[test]
+    fn every_request_carries_bearer_auth_and_the_user_agent() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let mut c = client(&server, &clock);
+        c.call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+            .expect("validate");
+        c.call(Method::Post, PATH_INIT, Some(&init_body(300)), Repeat::Safe)
+            .expect("init");
+        for sent in server.requests() {
+            let bearer = format!("Bearer {TEST_KEY}");
+            assert_eq!(sent.header("authorization"), Some(bearer.as_str()));
+            let agent = sent.header("user-agent").unwrap_or("");
+            assert!(agent.starts_with("confab-sync/"), "{agent}");
+            assert!(agent.len() > "confab-sync/".len());
+        }
+        let first = &server.requests()[0];
+        assert_eq!(first.method, Method::Get);
+        assert_eq!(first.url, "https://confab.example.com/api/v1/auth/validate");
+        assert_eq!(first.header("content-type"), None, "a GET has no body");
+    }
+
+    #[test]
+    fn refused_keys_are_unauthorized_and_the_message_lacks_the_key() {
+        for status in [401, 403] {
+            let (server, clock) = (FakeServer::new(), FakeClock::new());
+            server.fail_any(Fault::status(status));
+            let error = client(&server, &clock)
+                .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+                .expect_err("refused");
+            assert_eq!(error.kind, ErrorKind::Unauthorized, "{status}");
+            assert!(error.message.contains(&status.to_string()));
+            assert!(!error.message.contains(&TEST_KEY[4..]), "{}", error.message);
+            assert_eq!(server.requests().len(), 1, "never retried");
+            assert!(clock.sleeps().is_empty());
+        }
+        // A wrong key is refused by the server itself, with the same result.
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let other = format!("cfb_{}", "Z".repeat(40));
+        let error = Client::new(server.clone(), clock, BASE, &other)
+            .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+            .expect_err("unknown key");
+        assert_eq!(error.kind, ErrorKind::Unauthorized);
+        assert!(!error.message.contains(&other[4..]));
+    }
+
+    #[test]
+    fn statuses_map_to_the_errors_a_host_matches_on() {
+        let cases = [
+            (404, ErrorKind::SessionNotFound),
+            (409, ErrorKind::Conflict),
+            (413, ErrorKind::Http(413)),
+            (400, ErrorKind::Http(400)),
+        ];
+        for (status, kind) in cases {
+            let (server, clock) = (FakeServer::new(), FakeClock::new());
+            server.fail_any(Fault::status(status));
+            let error = client(&server, &clock)
+                .call(Method::Post, PATH_INIT, Some(&init_body(200)), Repeat::Safe)
+                .expect_err("refused");
+            assert_eq!(error.kind, kind, "{status}");
+            assert!(error.message.contains(PATH_INIT), "{}", error.message);
+            assert!(!error.message.contains('\n'));
+            assert_eq!(server.requests().len(), 1, "{status} is not retried");
+        }
+    }
+
+    #[test]
+    fn the_servers_explanation_is_in_the_message() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let mut c = client(&server, &clock);
+        let body = chunk_body(&mut c, &["a"]);
+        c.call(
+            Method::Post,
+            PATH_CHUNK,
+            Some(&body),
+            Repeat::ReadStateFirst,
+        )
+        .expect("first");
+        let error = c
+            .call(
+                Method::Post,
+                PATH_CHUNK,
+                Some(&body),
+                Repeat::ReadStateFirst,
+            )
+            .expect_err("overlap");
+        assert_eq!(error.kind, ErrorKind::Http(400));
+        assert!(
+            error.message.contains("first_line must be 2"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_server_error_on_a_safe_request_is_retried() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        server.fail_next(PATH_INIT, Fault::status(500));
+        server.fail_next(PATH_INIT, Fault::StoreThenLose);
+        let mut c = client(&server, &clock);
+        c.call(Method::Post, PATH_INIT, Some(&init_body(200)), Repeat::Safe)
+            .expect("retried");
+        let results: Vec<_> = server.requests().iter().map(|r| r.status()).collect();
+        assert_eq!(results, [Some(500), None, Some(200)]);
+        assert_eq!(secs(&clock), [1.0, 2.0]);
+        assert_eq!(c.stats.retries, 2);
+    }
+
+    #[test]
+    fn retry_waits_are_spread_by_at_most_a_quarter() {
+        let (server, clock) = (FakeServer::new(), FakeClock::with_jitter_seed(999));
+        server.fail_any(Fault::status(502));
+        client(&server, &clock)
+            .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+            .expect("retried");
+        let wait = clock.sleeps()[0];
+        assert!(wait > Duration::from_secs(1) && wait <= Duration::from_millis(1250));
+    }
+
+    #[test]
+    fn a_chunk_is_not_resent_after_a_server_error_or_a_lost_answer() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let mut c = client(&server, &clock);
+        let body = chunk_body(&mut c, &["one", "two"]);
+        server.clear_requests();
+
+        server.fail_next(PATH_CHUNK, Fault::status(503));
+        let error = c
+            .call(
+                Method::Post,
+                PATH_CHUNK,
+                Some(&body),
+                Repeat::ReadStateFirst,
+            )
+            .expect_err("503");
+        assert_eq!(error.kind, ErrorKind::Http(503));
+
+        server.fail_next(PATH_CHUNK, Fault::StoreThenLose);
+        let error = c
+            .call(
+                Method::Post,
+                PATH_CHUNK,
+                Some(&body),
+                Repeat::ReadStateFirst,
+            )
+            .expect_err("lost");
+        assert_eq!(error.kind, ErrorKind::Transport);
+
+        assert_eq!(server.requests().len(), 2, "one attempt each");
+        assert!(clock.sleeps().is_empty());
+        let session = server.file_names(EXTERNAL_ID);
+        assert_eq!(session.len(), 1, "the lost one was stored, once");
+        assert_eq!(server.lines(EXTERNAL_ID, &session[0]), ["one", "two"]);
+    }
+
+    #[test]
+    fn a_connection_failure_is_retried_even_for_a_chunk() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let mut c = client(&server, &clock);
+        let body = chunk_body(&mut c, &["one"]);
+        server.clear_requests();
+        server.fail_next(PATH_CHUNK, Fault::Connect);
+
+        c.call(
+            Method::Post,
+            PATH_CHUNK,
+            Some(&body),
+            Repeat::ReadStateFirst,
+        )
+        .expect("resent: nothing reached the server");
+
+        let results: Vec<_> = server.requests().iter().map(|r| r.result.clone()).collect();
+        assert!(matches!(results[0], Err(TransportError::Connect(_))));
+        assert_eq!(results[1], Ok(200));
+        assert_eq!(secs(&clock), [1.0]);
+        let name = format!("{EXTERNAL_ID}.jsonl");
+        assert_eq!(server.lines(EXTERNAL_ID, &name), ["one"]);
+    }
+
+    #[test]
+    fn transient_failures_give_up_after_four_retries() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        for _ in 0..10 {
+            server.fail_any(Fault::Connect);
+        }
+        let error = client(&server, &clock)
+            .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+            .expect_err("down");
+        assert_eq!(error.kind, ErrorKind::Transport);
+        assert!(error.message.contains("cannot reach the backend"));
+        assert_eq!(server.requests().len(), 5);
+        assert_eq!(secs(&clock), [1.0, 2.0, 4.0, 8.0]);
+    }
+
+    #[test]
+    fn rate_limits_give_up_after_five_retries() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        for _ in 0..10 {
+            server.fail_any(Fault::Status {
+                status: 429,
+                retry_after: Some(2),
+            });
+        }
+        let error = client(&server, &clock)
+            .call(Method::Get, PATH_VALIDATE, None, Repeat::ReadStateFirst)
+            .expect_err("limited");
+        assert_eq!(error.kind, ErrorKind::RateLimited);
+        assert_eq!(server.requests().len(), 6);
+        assert_eq!(secs(&clock), [2.0; 5]);
+    }
+
+    #[test]
+    fn the_wait_budget_stops_retries() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        for _ in 0..10 {
+            server.fail_any(Fault::status(500));
+        }
+        let mut c = client(&server, &clock);
+        c.set_wait_budget(Duration::from_secs(3));
+
+        let error = c
+            .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+            .expect_err("budget spent");
+
+        assert_eq!(error.kind, ErrorKind::Http(500));
+        assert_eq!(secs(&clock), [1.0, 2.0], "a 4 s wait would overrun 3 s");
+        assert_eq!(server.requests().len(), 3);
+        assert!(
+            !c.pause(Duration::from_secs(1)),
+            "no pause beyond the budget"
+        );
+        assert!(c.pause(Duration::ZERO));
+        assert_eq!(clock.sleeps().len(), 3);
+    }
 }

@@ -65,6 +65,11 @@ impl SessionConfig {
     /// Refuse what the backend would refuse, before anything is sent.
     /// Messages never contain the key.
     pub fn validate(&self) -> Result<(), SyncError> {
+        self.check()
+            .map_err(|e| SyncError::config(hide_keys(&e.message, &self.api_key)))
+    }
+
+    fn check(&self) -> Result<(), SyncError> {
         validate_backend_url(&self.backend_url)?;
         validate_api_key(&self.api_key)?;
         let id = &self.external_id;
@@ -81,7 +86,11 @@ impl SessionConfig {
             )));
         }
         for (what, value, max) in [
-            ("transcript path", Some(&self.transcript_path), MAX_PATH_BYTES),
+            (
+                "transcript path",
+                Some(&self.transcript_path),
+                MAX_PATH_BYTES,
+            ),
             ("cwd", Some(&self.cwd), MAX_PATH_BYTES),
             ("hostname", self.hostname.as_ref(), MAX_HOST_USER_BYTES),
             ("username", self.username.as_ref(), MAX_HOST_USER_BYTES),
@@ -97,6 +106,28 @@ impl SessionConfig {
     }
 }
 
+/// `message` without the API key nor anything shaped like one: a key put
+/// where the URL or a path goes (swapped flags, a key pasted into the URL)
+/// must not reach a log through the message that refuses it.
+fn hide_keys(message: &str, api_key: &str) -> String {
+    let message = if api_key.len() >= 8 {
+        message.replace(api_key, "[API key]")
+    } else {
+        message.to_string()
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(i) = rest.find("cfb_") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 4..];
+        let n = tail.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        out.push_str(if n > 0 { "[API key]" } else { "cfb_" });
+        rest = &tail[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `http(s)://host[:port][/path]`; plain `http` only for loopback hosts.
 pub fn validate_backend_url(url: &str) -> Result<(), SyncError> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
@@ -105,7 +136,9 @@ pub fn validate_backend_url(url: &str) -> Result<(), SyncError> {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = host_of(authority);
     if host.is_empty() || authority.contains('@') || url.contains(char::is_whitespace) {
-        return Err(SyncError::config(format!("the backend URL `{url}` has no valid host")));
+        return Err(SyncError::config(format!(
+            "the backend URL `{url}` has no valid host"
+        )));
     }
     match scheme {
         "https" => Ok(()),
@@ -113,7 +146,9 @@ pub fn validate_backend_url(url: &str) -> Result<(), SyncError> {
         "http" => Err(SyncError::config(format!(
             "the backend URL `{url}` uses plain http, allowed only for loopback hosts: use https"
         ))),
-        _ => Err(SyncError::config(format!("the backend URL `{url}` is not an http(s) URL"))),
+        _ => Err(SyncError::config(format!(
+            "the backend URL `{url}` is not an http(s) URL"
+        ))),
     }
 }
 

@@ -55,12 +55,21 @@ impl SessionLayout {
     pub fn of(transcript_path: &str) -> Self {
         let (dir, name) = split_path(transcript_path);
         let subagents_dir = join(&join(dir, file_stem(name)), "subagents");
-        SessionLayout { dir: dir.to_string(), transcript_name: name.to_string(), subagents_dir }
+        SessionLayout {
+            dir: dir.to_string(),
+            transcript_name: name.to_string(),
+            subagents_dir,
+        }
     }
 
     /// Resolve an agent file by name among the listed entries of the two
     /// folders: the current layout wins over the older one.
-    pub fn locate_agent(&self, file_name: &str, in_subagents: &[String], in_dir: &[String]) -> Option<String> {
+    pub fn locate_agent(
+        &self,
+        file_name: &str,
+        in_subagents: &[String],
+        in_dir: &[String],
+    ) -> Option<String> {
         if in_subagents.iter().any(|n| n == file_name) {
             Some(join(&self.subagents_dir, file_name))
         } else if in_dir.iter().any(|n| n == file_name) {
@@ -87,9 +96,18 @@ mod tests {
     fn current_layout_wins_and_unlisted_names_are_not_found() {
         let l = SessionLayout::of("/p/s.jsonl");
         let sub = vec!["agent-a1b2c3d.jsonl".to_string()];
-        let flat = vec!["agent-a1b2c3d.jsonl".to_string(), "agent-deadbeef.jsonl".to_string()];
-        assert_eq!(l.locate_agent("agent-a1b2c3d.jsonl", &sub, &flat).unwrap(), "/p/s/subagents/agent-a1b2c3d.jsonl");
-        assert_eq!(l.locate_agent("agent-deadbeef.jsonl", &sub, &flat).unwrap(), "/p/agent-deadbeef.jsonl");
+        let flat = vec![
+            "agent-a1b2c3d.jsonl".to_string(),
+            "agent-deadbeef.jsonl".to_string(),
+        ];
+        assert_eq!(
+            l.locate_agent("agent-a1b2c3d.jsonl", &sub, &flat).unwrap(),
+            "/p/s/subagents/agent-a1b2c3d.jsonl"
+        );
+        assert_eq!(
+            l.locate_agent("agent-deadbeef.jsonl", &sub, &flat).unwrap(),
+            "/p/agent-deadbeef.jsonl"
+        );
         assert_eq!(l.locate_agent("agent-../x.jsonl", &sub, &flat), None);
     }
 

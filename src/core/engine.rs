@@ -13,14 +13,14 @@ use super::discovery::{self, SessionLayout};
 use super::error::{ErrorKind, SyncError};
 use super::io::{Clock, FileStat, FileSystem, Method, ReadAt, Transport};
 use super::limits::{
-    GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES,
-    MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES, MAX_DISCOVERY_ROUNDS,
+    GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES,
+    MAX_DISCOVERY_ROUNDS,
 };
 use super::lines::{LineReader, Next};
 use super::metadata::{self, Wants};
 use super::protocol::{self, ChunkMetadata, GitInfo, InitMetadata, InitRequest, InitResponse};
 use super::redact::{RedactionCounts, Redactor};
-use super::report::{FileFailure, FileReport, FileStats, FileType, SyncReport};
+use super::report::{FileFailure, FileReport, FileStats, FileType, Progress, SyncReport};
 use super::retry::{self, Repeat};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -49,7 +49,14 @@ struct TrackedFile {
 
 impl TrackedFile {
     fn new(name: String, file_type: FileType, path: Option<String>) -> Self {
-        TrackedFile { name, file_type, path, confirmed: 0, pos: Position::default(), snapshot: None }
+        TrackedFile {
+            name,
+            file_type,
+            path,
+            confirmed: 0,
+            pos: Position::default(),
+            snapshot: None,
+        }
     }
 }
 
@@ -63,6 +70,8 @@ struct SessionMeta {
     leaf_summaries: Vec<(String, String)>,
     /// Leaves already handled by this instance.
     linked_leaves: BTreeSet<String>,
+    /// A SessionEnd hook line was seen.
+    session_ended: bool,
 }
 
 /// Why one file stopped.
@@ -87,13 +96,15 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     meta: SessionMeta,
     chunk: ChunkBuilder,
     escaped: Vec<u8>,
+    progress: Option<Box<dyn FnMut(Progress<'_>)>>,
 }
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     /// Validate the configuration; nothing is sent.
     pub fn new(config: SessionConfig, fs: F, transport: T, clock: C) -> Result<Self, SyncError> {
         config.validate()?;
-        let redactor = Redactor::new(&config.redaction).map_err(|e| SyncError::config(e.to_string()))?;
+        let redactor =
+            Redactor::new(&config.redaction).map_err(|e| SyncError::config(e.to_string()))?;
         let layout = SessionLayout::of(&config.transcript_path);
         let client = Client::new(transport, clock, &config.backend_url, &config.api_key);
         let transcript = TrackedFile::new(
@@ -113,7 +124,13 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             meta: SessionMeta::default(),
             chunk: ChunkBuilder::default(),
             escaped: Vec::new(),
+            progress: None,
         })
+    }
+
+    /// Called after every confirmed chunk, e.g. to draw a progress line.
+    pub fn set_progress(&mut self, progress: Box<dyn FnMut(Progress<'_>)>) {
+        self.progress = Some(progress);
     }
 
     pub fn session_id(&self) -> Option<&str> {
@@ -128,7 +145,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     pub fn stats(&self) -> Vec<FileStats> {
         self.files
             .iter()
-            .map(|f| FileStats { name: f.name.clone(), file_type: f.file_type, lines_synced: f.confirmed })
+            .map(|f| FileStats {
+                name: f.name.clone(),
+                file_type: f.file_type,
+                lines_synced: f.confirmed,
+            })
             .collect()
     }
 
@@ -159,8 +180,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 username: self.config.username.clone(),
             },
         };
-        let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(format!("init body: {e}")))?;
-        let answer = self.client.call(Method::Post, protocol::PATH_INIT, Some(&body), Repeat::Safe)?;
+        let body =
+            serde_json::to_vec(&request).map_err(|e| SyncError::io(format!("init body: {e}")))?;
+        let answer =
+            self.client
+                .call(Method::Post, protocol::PATH_INIT, Some(&body), Repeat::Safe)?;
         let answer: InitResponse = parse_answer(protocol::PATH_INIT, &answer)?;
         self.apply_server_state(&answer);
         self.session_id = Some(answer.session_id.clone());
@@ -175,7 +199,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 continue;
             }
             if discovery::is_agent_file_name(name) {
-                self.files.push(TrackedFile::new(name.clone(), FileType::Agent, None));
+                self.files
+                    .push(TrackedFile::new(name.clone(), FileType::Agent, None));
             }
             let _ = server;
         }
@@ -202,12 +227,23 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         if let Ok(file) = self.fs.open(&self.config.transcript_path) {
             let mut reader = LineReader::new(&file, 0, MAX_CHUNK_LINE_BYTES);
             for _ in 0..64 {
-                let Ok(Next::Line(line)) = reader.next_line() else { break };
+                let Ok(Next::Line(line)) = reader.next_line() else {
+                    break;
+                };
                 let text = String::from_utf8_lossy(line);
-                let facts = metadata::scan_line(&text, Wants { git_branch: true, cwd: cwd.is_empty(), ..Wants::default() });
+                let facts = metadata::scan_line(
+                    &text,
+                    Wants {
+                        git_branch: true,
+                        cwd: cwd.is_empty(),
+                        ..Wants::default()
+                    },
+                );
                 if cwd.is_empty() {
                     if let Some(c) = facts.cwd {
-                        cwd = c;
+                        cwd = c.clone();
+                        // No cwd configured: the transcript says where the agent ran.
+                        self.config.cwd = c;
                     }
                 }
                 if let Some(branch) = facts.git_branch {
@@ -218,12 +254,18 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         if !cwd.is_empty() {
             let git_dir = discovery::join(&cwd, ".git");
-            if let Some(text) = self.fs.read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES) {
+            if let Some(text) = self
+                .fs
+                .read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES)
+            {
                 git.repo_url = metadata::git_origin_url(&String::from_utf8_lossy(&text))
                     .map(|url| metadata::strip_url_credentials(&url));
             }
             if git.branch.is_none() {
-                if let Some(head) = self.fs.read_small(&discovery::join(&git_dir, "HEAD"), GIT_FILE_MAX_BYTES) {
+                if let Some(head) = self
+                    .fs
+                    .read_small(&discovery::join(&git_dir, "HEAD"), GIT_FILE_MAX_BYTES)
+                {
                     git.branch = metadata::git_head_branch(&String::from_utf8_lossy(&head));
                 }
             }
@@ -236,12 +278,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         if self.session_id.is_none() {
             return Err(SyncError::not_initialized());
         }
+        self.client.new_operation();
         let wire_before = self.client.stats;
         let mut report = SyncReport::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
         for _round in 0..MAX_DISCOVERY_ROUNDS {
             self.discover_agent_files();
-            let todo: Vec<usize> = (0..self.files.len()).filter(|&i| !done.contains(&self.files[i].name)).collect();
+            let todo: Vec<usize> = (0..self.files.len())
+                .filter(|&i| !done.contains(&self.files[i].name))
+                .collect();
             if todo.is_empty() {
                 break;
             }
@@ -251,6 +296,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             }
         }
         self.link_leaf_summaries(&mut report);
+        report.session_ended = self.meta.session_ended;
         report.wire_bytes = self.client.stats.wire_bytes - wire_before.wire_bytes;
         report.retries += self.client.stats.retries - wire_before.retries;
         Ok(report)
@@ -258,7 +304,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
 
     /// One file, re-reading the server's state after a failed chunk so that a
     /// chunk stored while its answer was lost is never sent twice.
-    fn sync_file_with_recovery(&mut self, i: usize, report: &mut SyncReport) -> Result<(), SyncError> {
+    fn sync_file_with_recovery(
+        &mut self,
+        i: usize,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
         let mut file_report = FileReport {
             name: self.files[i].name.clone(),
             file_type: self.files[i].file_type,
@@ -292,7 +342,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         };
         file_report.total_lines = self.files[i].confirmed;
         if let Some(error) = failure {
-            report.failed.push(FileFailure { name: file_report.name.clone(), error });
+            report.failed.push(FileFailure {
+                name: file_report.name.clone(),
+                error,
+            });
         }
         report.files.push(file_report);
         Ok(())
@@ -300,9 +353,25 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
 
     /// Read from the saved position, skip what the server already holds,
     /// upload the rest in chunks.
-    fn sync_file(&mut self, i: usize, file_report: &mut FileReport, report: &mut SyncReport) -> Result<(), FileFailureKind> {
+    fn sync_file(
+        &mut self,
+        i: usize,
+        file_report: &mut FileReport,
+        report: &mut SyncReport,
+    ) -> Result<(), FileFailureKind> {
         let session_id = self.session_id.clone().unwrap_or_default();
-        let Engine { fs, client, redactor, files, agent_ids, meta, chunk, escaped, .. } = self;
+        let Engine {
+            fs,
+            client,
+            redactor,
+            files,
+            agent_ids,
+            meta,
+            chunk,
+            escaped,
+            progress,
+            ..
+        } = self;
         let file = &mut files[i];
         let name = file.name.clone();
         let Some(path) = file.path.clone() else {
@@ -310,12 +379,12 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 "{name}: the backend has it but it was not found beside the transcript or in its subagents folder"
             ))));
         };
-        let handle = fs
-            .open(&path)
-            .map_err(|m| FileFailureKind::Local(SyncError::io(format!("cannot open {path}: {m}"))))?;
-        let stat = handle
-            .stat()
-            .map_err(|m| FileFailureKind::Local(SyncError::io(format!("cannot stat {path}: {m}"))))?;
+        let handle = fs.open(&path).map_err(|m| {
+            FileFailureKind::Local(SyncError::io(format!("cannot open {path}: {m}")))
+        })?;
+        let stat = handle.stat().map_err(|m| {
+            FileFailureKind::Local(SyncError::io(format!("cannot stat {path}: {m}")))
+        })?;
         if file.snapshot == Some(stat) && file.pos.lines == file.confirmed {
             return Ok(());
         }
@@ -328,7 +397,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let is_transcript = file.file_type == FileType::Transcript;
         let mut reader = LineReader::new(&handle, file.pos.bytes, MAX_CHUNK_LINE_BYTES);
         let mut ids: Vec<String> = Vec::new();
-        let read_error = |m: String| FileFailureKind::Local(SyncError::io(format!("cannot read {path}: {m}")));
+        let read_error =
+            |m: String| FileFailureKind::Local(SyncError::io(format!("cannot read {path}: {m}")));
 
         // Skip what the server holds, noting the agents those lines reference.
         while file.pos.lines < file.confirmed {
@@ -337,7 +407,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 Next::TooLong { .. } => {}
                 Next::End => break,
             }
-            file.pos = Position { lines: file.pos.lines + 1, bytes: reader.offset() };
+            file.pos = Position {
+                lines: file.pos.lines + 1,
+                bytes: reader.offset(),
+            };
         }
         agent_ids.extend(ids.drain(..));
         if file.pos.lines < file.confirmed {
@@ -346,7 +419,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             return Ok(());
         }
 
-        let target = ChunkTarget { session_id: &session_id, file_name: &name, file_type: file.file_type.as_str() };
+        let target = ChunkTarget {
+            session_id: &session_id,
+            file_name: &name,
+            file_type: file.file_type.as_str(),
+        };
         chunk.start(target, file.confirmed + 1);
         let mut chunk_end = file.pos.bytes;
         let mut chunk_meta = ChunkMetadata::default();
@@ -361,7 +438,16 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                     // Upload what precedes the line, then fail the file on it.
                     if !chunk.is_empty() {
                         let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
-                        send_chunk(client, chunk, meta_ref, file, chunk_end, file_report, report)?;
+                        send_chunk(
+                            progress,
+                            client,
+                            chunk,
+                            meta_ref,
+                            file,
+                            chunk_end,
+                            file_report,
+                            report,
+                        )?;
                     }
                     return Err(FileFailureKind::Local(too_long(&name, line_no, size)));
                 }
@@ -380,21 +466,52 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             let redacted = redactor.redact_line(&text, &mut counts);
             escape_line(&redacted, escaped);
             if !chunk.fits(escaped.len()) {
-                if chunk.is_empty() {
-                    let line_no = file.confirmed + 1;
-                    return Err(FileFailureKind::Local(too_long(&name, line_no, escaped.len() as u64)));
+                if !chunk.is_empty() {
+                    let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
+                    send_chunk(
+                        progress,
+                        client,
+                        chunk,
+                        meta_ref,
+                        file,
+                        chunk_end,
+                        file_report,
+                        report,
+                    )?;
+                    let target = ChunkTarget {
+                        session_id: &session_id,
+                        file_name: &name,
+                        file_type: file.file_type.as_str(),
+                    };
+                    chunk.start(target, file.confirmed + 1);
                 }
-                let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
-                send_chunk(client, chunk, meta_ref, file, chunk_end, file_report, report)?;
-                let target = ChunkTarget { session_id: &session_id, file_name: &name, file_type: file.file_type.as_str() };
-                chunk.start(target, file.confirmed + 1);
+                // Alone in a chunk and still over the limit: escaping can
+                // double a line (or more), and the reader may hand out a line
+                // a little over its limit, so a line it gave may not fit either.
+                if !chunk.fits(escaped.len()) {
+                    let line_no = file.confirmed + 1;
+                    return Err(FileFailureKind::Local(too_long(
+                        &name,
+                        line_no,
+                        escaped.len() as u64,
+                    )));
+                }
             }
             chunk.push_escaped(escaped, redacted.len());
             chunk_end = after_line;
         }
         if !chunk.is_empty() {
             let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
-            send_chunk(client, chunk, meta_ref, file, chunk_end, file_report, report)?;
+            send_chunk(
+                progress,
+                client,
+                chunk,
+                meta_ref,
+                file,
+                chunk_end,
+                file_report,
+                report,
+            )?;
         }
         agent_ids.extend(ids);
         report.redactions.merge(&counts);
@@ -406,25 +523,46 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     /// Track every referenced agent whose file exists, and every
     /// `agent-*.jsonl` in the session's `subagents/` folder.
     fn discover_agent_files(&mut self) {
-        let in_sub = self.fs.list_dir(&self.layout.subagents_dir).ok().flatten().unwrap_or_default();
+        let in_sub = self
+            .fs
+            .list_dir(&self.layout.subagents_dir)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let needs_flat = self.agent_ids.iter().any(|id| {
             let name = discovery::agent_file_name(id);
-            !self.files.iter().any(|f| f.name == name && f.path.is_some())
+            !self
+                .files
+                .iter()
+                .any(|f| f.name == name && f.path.is_some())
         }) || self.files.iter().any(|f| f.path.is_none());
         let in_dir = if needs_flat {
-            self.fs.list_dir(&self.layout.dir).ok().flatten().unwrap_or_default()
+            self.fs
+                .list_dir(&self.layout.dir)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
-        let mut wanted: Vec<String> = in_sub.iter().filter(|n| discovery::is_agent_file_name(n)).cloned().collect();
-        wanted.extend(self.agent_ids.iter().map(|id| discovery::agent_file_name(id)));
+        let mut wanted: Vec<String> = in_sub
+            .iter()
+            .filter(|n| discovery::is_agent_file_name(n))
+            .cloned()
+            .collect();
+        wanted.extend(
+            self.agent_ids
+                .iter()
+                .map(|id| discovery::agent_file_name(id)),
+        );
         for name in wanted {
             match self.files.iter_mut().find(|f| f.name == name) {
                 Some(f) if f.path.is_some() => {}
                 Some(f) => f.path = self.layout.locate_agent(&name, &in_sub, &in_dir),
                 None => {
                     if let Some(path) = self.layout.locate_agent(&name, &in_sub, &in_dir) {
-                        self.files.push(TrackedFile::new(name, FileType::Agent, Some(path)));
+                        self.files
+                            .push(TrackedFile::new(name, FileType::Agent, Some(path)));
                     }
                 }
             }
@@ -439,46 +577,96 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             if !self.meta.linked_leaves.insert(leaf.clone()) {
                 continue;
             }
-            let found = find_session_by_leaf_uuid(&self.fs, &self.layout.dir, &leaf, Some(&self.layout.transcript_name));
+            let found = find_session_by_leaf_uuid(
+                &self.fs,
+                &self.layout.dir,
+                &leaf,
+                Some(&self.layout.transcript_name),
+            );
             let Some(external_id) = found else { continue };
             if let Err(e) = self.update_session_summary(&external_id, &summary) {
-                report.warnings.push(format!("could not give session {external_id} its summary: {e}"));
+                report.warnings.push(format!(
+                    "could not give session {external_id} its summary: {e}"
+                ));
             }
         }
     }
 
     /// `PATCH /api/v1/sessions/{external_id}/summary`.
-    pub fn update_session_summary(&mut self, external_id: &str, summary: &str) -> Result<(), SyncError> {
+    pub fn update_session_summary(
+        &mut self,
+        external_id: &str,
+        summary: &str,
+    ) -> Result<(), SyncError> {
         let summary = metadata::truncate_utf8(summary, super::limits::SUMMARY_MAX_BYTES);
-        let body = serde_json::to_vec(&protocol::SummaryPatch { summary }).map_err(|e| SyncError::io(e.to_string()))?;
-        self.client.call(Method::Patch, &protocol::path_summary(external_id), Some(&body), Repeat::Safe)?;
+        let body = serde_json::to_vec(&protocol::SummaryPatch { summary })
+            .map_err(|e| SyncError::io(e.to_string()))?;
+        self.client.call(
+            Method::Patch,
+            &protocol::path_summary(external_id),
+            Some(&body),
+            Repeat::Safe,
+        )?;
         Ok(())
     }
 
     /// `POST /api/v1/sync/event`.
-    pub fn send_event(&mut self, event_type: &str, timestamp: &str, payload_json: &str) -> Result<(), SyncError> {
-        let session_id = self.session_id.clone().ok_or_else(SyncError::not_initialized)?;
+    pub fn send_event(
+        &mut self,
+        event_type: &str,
+        timestamp: &str,
+        payload_json: &str,
+    ) -> Result<(), SyncError> {
+        let session_id = self
+            .session_id
+            .clone()
+            .ok_or_else(SyncError::not_initialized)?;
         let payload: &serde_json::value::RawValue = serde_json::from_str(payload_json)
             .map_err(|e| SyncError::input(format!("the event payload is not JSON: {e}")))?;
-        let request = protocol::EventRequest { session_id: &session_id, event_type, timestamp, payload };
+        let request = protocol::EventRequest {
+            session_id: &session_id,
+            event_type,
+            timestamp,
+            payload,
+        };
         let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(e.to_string()))?;
-        self.client.call(Method::Post, protocol::PATH_EVENT, Some(&body), Repeat::Safe)?;
+        self.client.call(
+            Method::Post,
+            protocol::PATH_EVENT,
+            Some(&body),
+            Repeat::Safe,
+        )?;
         Ok(())
     }
 
     /// `POST /api/v1/sessions/{session_id}/github-links`.
-    pub fn link_github(&mut self, url: &str, title: Option<&str>) -> Result<protocol::GithubLinkResponse, SyncError> {
-        let session_id = self.session_id.clone().ok_or_else(SyncError::not_initialized)?;
-        let request = protocol::GithubLinkRequest { url, title, source: "cli_hook" };
+    pub fn link_github(
+        &mut self,
+        url: &str,
+        title: Option<&str>,
+    ) -> Result<protocol::GithubLinkResponse, SyncError> {
+        let session_id = self
+            .session_id
+            .clone()
+            .ok_or_else(SyncError::not_initialized)?;
+        let request = protocol::GithubLinkRequest {
+            url,
+            title,
+            source: "cli_hook",
+        };
         let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(e.to_string()))?;
         let path = protocol::path_github_links(&session_id);
-        let answer = self.client.call(Method::Post, &path, Some(&body), Repeat::Safe)?;
+        let answer = self
+            .client
+            .call(Method::Post, &path, Some(&body), Repeat::Safe)?;
         parse_answer(&path, &answer)
     }
 
     /// `GET /api/v1/auth/validate`: whether the key is accepted.
     pub fn validate_key(&mut self) -> Result<serde_json::Value, SyncError> {
-        let answer = self.client.call(Method::Get, protocol::PATH_VALIDATE, None, Repeat::Safe)?;
+        let answer = self
+            .client
+            .call(Method::Get, protocol::PATH_VALIDATE, None, Repeat::Safe)?;
         parse_answer(protocol::PATH_VALIDATE, &answer)
     }
 }
@@ -500,6 +688,10 @@ fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<Str
     };
     let facts = metadata::scan_line(text, wants);
     ids.extend(facts.agent_ids);
+    // Unescaped quotes: only a JSON value can hold it, never quoted text.
+    if !meta.session_ended && text.contains("\"SessionEnd\"") {
+        meta.session_ended = true;
+    }
     if meta.first_user_message.is_none() {
         meta.first_user_message = facts.first_user_message;
     }
@@ -515,7 +707,9 @@ fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<Str
 }
 
 /// Upload the chunk and move the file's state only on the server's confirmation.
+#[allow(clippy::too_many_arguments)]
 fn send_chunk<T: Transport, C: Clock>(
+    progress: &mut Option<Box<dyn FnMut(Progress<'_>)>>,
     client: &mut Client<T, C>,
     chunk: &mut ChunkBuilder,
     metadata: Option<&ChunkMetadata>,
@@ -527,7 +721,12 @@ fn send_chunk<T: Transport, C: Clock>(
     let (first, lines, raw_bytes) = (chunk.first_line(), chunk.lines(), chunk.raw_bytes());
     let body = chunk.finish(metadata);
     let answer = client
-        .call(Method::Post, protocol::PATH_CHUNK, Some(body), Repeat::ReadStateFirst)
+        .call(
+            Method::Post,
+            protocol::PATH_CHUNK,
+            Some(body),
+            Repeat::ReadStateFirst,
+        )
         .map_err(|e| FileFailureKind::Upload(with_file(e, &file.name)))?;
     let answer: protocol::ChunkResponse =
         parse_answer(protocol::PATH_CHUNK, &answer).map_err(FileFailureKind::Upload)?;
@@ -542,12 +741,22 @@ fn send_chunk<T: Transport, C: Clock>(
         )));
     }
     file.confirmed = expected;
-    file.pos = Position { lines: expected, bytes: chunk_end };
+    file.pos = Position {
+        lines: expected,
+        bytes: chunk_end,
+    };
     file_report.lines_synced += lines;
     file_report.chunks += 1;
     report.chunks += 1;
     report.lines += lines;
     report.bytes += raw_bytes;
+    if let Some(progress) = progress {
+        progress(Progress {
+            file: &file.name,
+            lines: report.lines,
+            bytes: report.bytes,
+        });
+    }
     Ok(())
 }
 
@@ -568,19 +777,32 @@ fn too_long(name: &str, line_no: u64, size: u64) -> SyncError {
 
 fn parse_answer<A: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<A, SyncError> {
     serde_json::from_slice(body).map_err(|e| {
-        SyncError::new(ErrorKind::Http(200), format!("{path}: the backend's answer is not what the protocol says: {e}"))
+        SyncError::new(
+            ErrorKind::Http(200),
+            format!("{path}: the backend's answer is not what the protocol says: {e}"),
+        )
     })
 }
 
 /// The external id of the session in `dir` whose transcript ends with the
 /// message `leaf_uuid`, reading only the tail of each candidate.
-pub fn find_session_by_leaf_uuid<F: FileSystem>(fs: &F, dir: &str, leaf_uuid: &str, exclude_file: Option<&str>) -> Option<String> {
+pub fn find_session_by_leaf_uuid<F: FileSystem>(
+    fs: &F,
+    dir: &str,
+    leaf_uuid: &str,
+    exclude_file: Option<&str>,
+) -> Option<String> {
     let names = fs.list_dir(dir).ok().flatten()?;
     for name in names {
-        if !name.ends_with(".jsonl") || discovery::is_agent_file_name(&name) || Some(name.as_str()) == exclude_file {
+        if !name.ends_with(".jsonl")
+            || discovery::is_agent_file_name(&name)
+            || Some(name.as_str()) == exclude_file
+        {
             continue;
         }
-        let Ok(file) = fs.open(&discovery::join(dir, &name)) else { continue };
+        let Ok(file) = fs.open(&discovery::join(dir, &name)) else {
+            continue;
+        };
         if tail_has_uuid(&file, leaf_uuid) {
             return Some(discovery::file_stem(&name).to_string());
         }
@@ -615,7 +837,10 @@ fn tail_has_uuid<R: ReadAt>(file: &R, uuid: &str) -> bool {
         tail = block;
         start = from;
     }
-    let mut lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut lines: Vec<&[u8]> = tail
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let keep = lines.len().saturating_sub(LEAF_SEARCH_TAIL_LINES);
     lines.drain(..keep);
     let needle = uuid.as_bytes();
@@ -624,3 +849,7 @@ fn tail_has_uuid<R: ReadAt>(file: &R, uuid: &str) -> bool {
             && metadata::line_uuid(&String::from_utf8_lossy(line)).as_deref() == Some(uuid)
     })
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

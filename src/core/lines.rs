@@ -106,7 +106,9 @@ impl<'f, F: ReadAt> LineReader<'f, F> {
     }
 
     fn fill(&mut self) -> Result<(), String> {
-        let n = self.file.read_at(&mut self.buf[self.end..], self.file_pos)?;
+        let n = self
+            .file
+            .read_at(&mut self.buf[self.end..], self.file_pos)?;
         if n == 0 {
             self.eof = true;
         } else {
@@ -155,7 +157,10 @@ mod tests {
             Ok(n)
         }
         fn stat(&self) -> Result<FileStat, String> {
-            Ok(FileStat { size: self.0.len() as u64, mtime_ns: 0 })
+            Ok(FileStat {
+                size: self.0.len() as u64,
+                mtime_ns: 0,
+            })
         }
     }
 

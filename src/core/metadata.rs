@@ -1133,9 +1133,18 @@ mod tests {
 
     #[test]
     fn credentials_never_leave_in_a_remote_url() {
-        assert_eq!(strip_url_credentials("https://user:ghp_secret@github.com/o/r.git"), "https://github.com/o/r.git");
-        assert_eq!(strip_url_credentials("https://github.com/o/r@v1"), "https://github.com/o/r@v1");
-        assert_eq!(strip_url_credentials("git@github.com:o/r.git"), "git@github.com:o/r.git");
+        assert_eq!(
+            strip_url_credentials("https://user:ghp_secret@github.com/o/r.git"),
+            "https://github.com/o/r.git"
+        );
+        assert_eq!(
+            strip_url_credentials("https://github.com/o/r@v1"),
+            "https://github.com/o/r@v1"
+        );
+        assert_eq!(
+            strip_url_credentials("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
     }
 
     #[test]

@@ -21,3 +21,5 @@ pub mod protocol;
 pub mod redact;
 pub mod report;
 pub mod retry;
+#[cfg(test)]
+pub(crate) mod testing;

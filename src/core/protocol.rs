@@ -17,7 +17,10 @@ pub fn path_summary(external_id: &str) -> String {
 
 /// `POST /api/v1/sessions/{session_id}/github-links`
 pub fn path_github_links(session_id: &str) -> String {
-    format!("/api/v1/sessions/{}/github-links", percent_encode(session_id))
+    format!(
+        "/api/v1/sessions/{}/github-links",
+        percent_encode(session_id)
+    )
 }
 
 /// Encode a path segment: ids are uuids in practice, but a hook can pass anything.

@@ -46,6 +46,8 @@ pub struct SyncReport {
     pub invalid_utf8_lines: u64,
     pub redactions: RedactionCounts,
     pub warnings: Vec<String>,
+    /// The transcript holds a SessionEnd hook line: the agent session is over.
+    pub session_ended: bool,
 }
 
 impl SyncReport {
@@ -60,4 +62,14 @@ pub struct FileStats {
     pub name: String,
     pub file_type: FileType,
     pub lines_synced: u64,
+}
+
+/// Where a long sync is, after each confirmed chunk (for progress lines).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub file: &'a str,
+    /// Lines uploaded by this sync-all so far, all files.
+    pub lines: u64,
+    /// Line bytes uploaded by this sync-all so far, all files.
+    pub bytes: u64,
 }

@@ -25,7 +25,10 @@ pub enum Repeat {
 /// What happened to one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    Status { status: u16, retry_after: Option<Duration> },
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     /// No connection was made: nothing reached the server.
     NotConnected,
     /// The answer was lost: the server may have processed the request.
@@ -42,7 +45,10 @@ pub enum Decision {
 /// `jitter` in 0..1000 spreads clients that failed together.
 pub fn decide(outcome: Outcome, repeat: Repeat, retries_so_far: u32, jitter: u64) -> Decision {
     match outcome {
-        Outcome::Status { status: 429, retry_after } => {
+        Outcome::Status {
+            status: 429,
+            retry_after,
+        } => {
             if retries_so_far >= MAX_RATE_LIMIT_RETRIES {
                 return Decision::GiveUp;
             }
@@ -87,15 +93,27 @@ mod tests {
 
     #[test]
     fn rate_limit_waits_retry_after_then_gives_up_after_five() {
-        let o = Outcome::Status { status: 429, retry_after: Some(Duration::from_secs(3)) };
-        assert_eq!(decide(o, Repeat::ReadStateFirst, 0, 0), Decision::RetryAfter(Duration::from_secs(3)));
-        assert_eq!(decide(o, Repeat::Safe, 4, 0), Decision::RetryAfter(Duration::from_secs(3)));
+        let o = Outcome::Status {
+            status: 429,
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(
+            decide(o, Repeat::ReadStateFirst, 0, 0),
+            Decision::RetryAfter(Duration::from_secs(3))
+        );
+        assert_eq!(
+            decide(o, Repeat::Safe, 4, 0),
+            Decision::RetryAfter(Duration::from_secs(3))
+        );
         assert_eq!(decide(o, Repeat::Safe, 5, 0), Decision::GiveUp);
     }
 
     #[test]
     fn rate_limit_without_retry_after_backs_off_doubling_to_the_cap() {
-        let o = Outcome::Status { status: 429, retry_after: None };
+        let o = Outcome::Status {
+            status: 429,
+            retry_after: None,
+        };
         let waits: Vec<_> = (0..5)
             .map(|n| match decide(o, Repeat::Safe, n, 0) {
                 Decision::RetryAfter(d) => d.as_secs(),
@@ -104,14 +122,23 @@ mod tests {
             .collect();
         assert_eq!(waits, [1, 2, 4, 8, 16]);
         assert_eq!(backoff(10), BACKOFF_CAP);
-        let huge = Outcome::Status { status: 429, retry_after: Some(Duration::from_secs(3600)) };
-        assert_eq!(decide(huge, Repeat::Safe, 0, 0), Decision::RetryAfter(BACKOFF_CAP));
+        let huge = Outcome::Status {
+            status: 429,
+            retry_after: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            decide(huge, Repeat::Safe, 0, 0),
+            Decision::RetryAfter(BACKOFF_CAP)
+        );
     }
 
     #[test]
     fn client_errors_are_never_retried() {
         for status in [400, 401, 403, 404, 409, 413, 415] {
-            let o = Outcome::Status { status, retry_after: None };
+            let o = Outcome::Status {
+                status,
+                retry_after: None,
+            };
             assert_eq!(decide(o, Repeat::Safe, 0, 0), Decision::GiveUp, "{status}");
         }
     }
@@ -119,12 +146,21 @@ mod tests {
     #[test]
     fn a_chunk_whose_answer_may_be_lost_is_not_resent_blindly() {
         let lost = Outcome::AnswerLost;
-        let e500 = Outcome::Status { status: 503, retry_after: None };
+        let e500 = Outcome::Status {
+            status: 503,
+            retry_after: None,
+        };
         assert_eq!(decide(lost, Repeat::ReadStateFirst, 0, 0), Decision::GiveUp);
         assert_eq!(decide(e500, Repeat::ReadStateFirst, 0, 0), Decision::GiveUp);
-        assert!(matches!(decide(lost, Repeat::Safe, 0, 0), Decision::RetryAfter(_)));
+        assert!(matches!(
+            decide(lost, Repeat::Safe, 0, 0),
+            Decision::RetryAfter(_)
+        ));
         // Not connected: nothing was stored, so even a chunk may go again.
-        assert!(matches!(decide(Outcome::NotConnected, Repeat::ReadStateFirst, 0, 0), Decision::RetryAfter(_)));
+        assert!(matches!(
+            decide(Outcome::NotConnected, Repeat::ReadStateFirst, 0, 0),
+            Decision::RetryAfter(_)
+        ));
     }
 
     #[test]
@@ -137,7 +173,10 @@ mod tests {
     #[test]
     fn retry_after_parses_seconds_only() {
         assert_eq!(parse_retry_after(Some(" 7 ")), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(parse_retry_after(None), None);
     }
 }

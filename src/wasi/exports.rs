@@ -14,8 +14,8 @@ wit_bindgen::generate!({
 });
 
 use confab::sync::types::{
-    FileFailure, FileReport, FileStats, FileType, GithubLink, HttpError, RedactionCount, SessionConfig as WitConfig,
-    SyncError, SyncReport,
+    FileFailure, FileReport, FileStats, FileType, GithubLink, HttpError, RedactionCount,
+    SessionConfig as WitConfig, SyncError, SyncReport,
 };
 use exports::confab::sync::engine::{Guest, GuestSyncSession, SyncSession as SyncSessionHandle};
 
@@ -28,14 +28,24 @@ pub struct SyncSession(RefCell<WasiEngine>);
 impl Guest for Component {
     type SyncSession = SyncSession;
 
-    fn find_session_by_leaf_uuid(dir: String, leaf_uuid: String, exclude_file: Option<String>) -> Option<String> {
+    fn find_session_by_leaf_uuid(
+        dir: String,
+        leaf_uuid: String,
+        exclude_file: Option<String>,
+    ) -> Option<String> {
         engine::find_session_by_leaf_uuid(&WasiFs::new(), &dir, &leaf_uuid, exclude_file.as_deref())
     }
 }
 
 impl GuestSyncSession for SyncSession {
     fn open(config: WitConfig) -> Result<SyncSessionHandle, SyncError> {
-        let engine = Engine::new(core_config(config), WasiFs::new(), WasiHttp::default(), WasiClock).map_err(wit_error)?;
+        let engine = Engine::new(
+            core_config(config),
+            WasiFs::new(),
+            WasiHttp::default(),
+            WasiClock,
+        )
+        .map_err(wit_error)?;
         Ok(SyncSessionHandle::new(SyncSession(RefCell::new(engine))))
     }
 
@@ -44,20 +54,47 @@ impl GuestSyncSession for SyncSession {
     }
 
     fn sync_all(&self) -> Result<SyncReport, SyncError> {
-        self.0.borrow_mut().sync_all().map(wit_report).map_err(wit_error)
+        self.0
+            .borrow_mut()
+            .sync_all()
+            .map(wit_report)
+            .map_err(wit_error)
     }
 
-    fn send_event(&self, event_type: String, timestamp: String, payload_json: String) -> Result<(), SyncError> {
-        self.0.borrow_mut().send_event(&event_type, &timestamp, &payload_json).map_err(wit_error)
+    fn send_event(
+        &self,
+        event_type: String,
+        timestamp: String,
+        payload_json: String,
+    ) -> Result<(), SyncError> {
+        self.0
+            .borrow_mut()
+            .send_event(&event_type, &timestamp, &payload_json)
+            .map_err(wit_error)
     }
 
-    fn update_session_summary(&self, external_id: String, summary: String) -> Result<(), SyncError> {
-        self.0.borrow_mut().update_session_summary(&external_id, &summary).map_err(wit_error)
+    fn update_session_summary(
+        &self,
+        external_id: String,
+        summary: String,
+    ) -> Result<(), SyncError> {
+        self.0
+            .borrow_mut()
+            .update_session_summary(&external_id, &summary)
+            .map_err(wit_error)
     }
 
     fn link_github(&self, url: String, title: Option<String>) -> Result<GithubLink, SyncError> {
-        let link = self.0.borrow_mut().link_github(&url, title.as_deref()).map_err(wit_error)?;
-        Ok(GithubLink { id: link.id, link_type: link.link_type, url: link.url })
+        let link = self
+            .0
+            .borrow_mut()
+            .link_github(&url, title.as_deref())
+            .map_err(wit_error)?;
+        Ok(GithubLink {
+            id: link.id,
+            link_type: link.link_type,
+            url: link.url,
+        })
     }
 
     fn session_id(&self) -> Option<String> {
@@ -69,7 +106,11 @@ impl GuestSyncSession for SyncSession {
             .borrow()
             .stats()
             .into_iter()
-            .map(|s| FileStats { name: s.name, file_type: wit_file_type(s.file_type), lines_synced: s.lines_synced })
+            .map(|s| FileStats {
+                name: s.name,
+                file_type: wit_file_type(s.file_type),
+                lines_synced: s.lines_synced,
+            })
             .collect()
     }
 
@@ -142,14 +183,26 @@ fn wit_report(r: CoreReport) -> SyncReport {
                 chunks: f.chunks,
             })
             .collect(),
-        failed: r.failed.into_iter().map(|f| FileFailure { name: f.name, error: wit_error(f.error) }).collect(),
+        failed: r
+            .failed
+            .into_iter()
+            .map(|f| FileFailure {
+                name: f.name,
+                error: wit_error(f.error),
+            })
+            .collect(),
         chunks: r.chunks,
         lines: r.lines,
         bytes: r.bytes,
         wire_bytes: r.wire_bytes,
         retries: r.retries,
         invalid_utf8_lines: r.invalid_utf8_lines,
-        redactions: r.redactions.0.into_iter().map(|(kind, count)| RedactionCount { kind, count }).collect(),
+        redactions: r
+            .redactions
+            .0
+            .into_iter()
+            .map(|(kind, count)| RedactionCount { kind, count })
+            .collect(),
         warnings: r.warnings,
     }
 }

@@ -13,7 +13,9 @@ pub struct WasiFs {
 
 impl WasiFs {
     pub fn new() -> Self {
-        WasiFs { preopens: preopens::get_directories() }
+        WasiFs {
+            preopens: preopens::get_directories(),
+        }
     }
 
     /// The preopen holding `path`, and the path relative to it.
@@ -26,7 +28,13 @@ impl WasiFs {
             } else if name == "." && !path.starts_with('/') {
                 Some(path)
             } else {
-                path.strip_prefix(name).and_then(|r| if r.is_empty() { Some(".") } else { r.strip_prefix('/') })
+                path.strip_prefix(name).and_then(|r| {
+                    if r.is_empty() {
+                        Some(".")
+                    } else {
+                        r.strip_prefix('/')
+                    }
+                })
             };
             if let Some(rest) = rest {
                 if best.is_none_or(|(_, _, len)| name.len() > len) {
@@ -68,10 +76,15 @@ impl ReadAt for WasiFile {
 
     fn stat(&self) -> Result<FileStat, String> {
         let stat = self.0.stat().map_err(describe)?;
-        let mtime_ns = stat
-            .data_modification_timestamp
-            .map_or(0, |t| t.seconds.saturating_mul(1_000_000_000).saturating_add(u64::from(t.nanoseconds)));
-        Ok(FileStat { size: stat.size, mtime_ns })
+        let mtime_ns = stat.data_modification_timestamp.map_or(0, |t| {
+            t.seconds
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(t.nanoseconds))
+        });
+        Ok(FileStat {
+            size: stat.size,
+            mtime_ns,
+        })
     }
 }
 
@@ -80,9 +93,14 @@ impl FileSystem for WasiFs {
 
     fn open(&self, path: &str) -> Result<WasiFile, String> {
         let (dir, rel) = self.resolve(path)?;
-        dir.open_at(PathFlags::SYMLINK_FOLLOW, rel, OpenFlags::empty(), DescriptorFlags::READ)
-            .map(WasiFile)
-            .map_err(describe)
+        dir.open_at(
+            PathFlags::SYMLINK_FOLLOW,
+            rel,
+            OpenFlags::empty(),
+            DescriptorFlags::READ,
+        )
+        .map(WasiFile)
+        .map_err(describe)
     }
 
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
@@ -90,7 +108,12 @@ impl FileSystem for WasiFs {
             Ok(found) => found,
             Err(_) => return Ok(None),
         };
-        let folder = match dir.open_at(PathFlags::SYMLINK_FOLLOW, rel, OpenFlags::DIRECTORY, DescriptorFlags::READ) {
+        let folder = match dir.open_at(
+            PathFlags::SYMLINK_FOLLOW,
+            rel,
+            OpenFlags::DIRECTORY,
+            DescriptorFlags::READ,
+        ) {
             Ok(folder) => folder,
             Err(ErrorCode::NoEntry) => return Ok(None),
             Err(e) => return Err(describe(e)),

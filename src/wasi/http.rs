@@ -6,7 +6,8 @@ use crate::core::io::{HttpRequest, HttpResponse, Method, Transport, TransportErr
 use std::time::Duration;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -36,21 +37,35 @@ impl Transport for WasiHttp {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let entries: Vec<(String, Vec<u8>)> =
-            request.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
-        let headers = Fields::from_list(&entries).map_err(|e| TransportError::Connect(format!("header: {e:?}")))?;
+        let entries: Vec<(String, Vec<u8>)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        let headers = Fields::from_list(&entries)
+            .map_err(|e| TransportError::Connect(format!("header: {e:?}")))?;
         let outgoing = OutgoingRequest::new(headers);
         let method = match request.method {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
             Method::Patch => WasiMethod::Patch,
         };
-        let scheme = if scheme == "http" { Scheme::Http } else { Scheme::Https };
+        let scheme = if scheme == "http" {
+            Scheme::Http
+        } else {
+            Scheme::Https
+        };
         let bad = |what: &str| TransportError::Connect(format!("invalid request {what}"));
         outgoing.set_method(&method).map_err(|()| bad("method"))?;
-        outgoing.set_scheme(Some(&scheme)).map_err(|()| bad("scheme"))?;
-        outgoing.set_authority(Some(authority)).map_err(|()| bad("authority"))?;
-        outgoing.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
+        outgoing
+            .set_scheme(Some(&scheme))
+            .map_err(|()| bad("scheme"))?;
+        outgoing
+            .set_authority(Some(authority))
+            .map_err(|()| bad("authority"))?;
+        outgoing
+            .set_path_with_query(Some(path))
+            .map_err(|()| bad("path"))?;
         let body = outgoing.body().map_err(|()| bad("body"))?;
 
         let options = RequestOptions::new();
@@ -79,10 +94,16 @@ impl Transport for WasiHttp {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|()| TransportError::Lost("response body unavailable".into()))?;
+        let incoming = response
+            .consume()
+            .map_err(|()| TransportError::Lost("response body unavailable".into()))?;
         let body = read_body(&incoming).map_err(TransportError::Lost)?;
         drop(IncomingBody::finish(incoming));
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -91,12 +112,16 @@ impl Transport for WasiHttp {
 fn classify(code: ErrorCode) -> TransportError {
     let text = match &code {
         ErrorCode::HttpRequestDenied => {
-            return TransportError::Connect("the host refused this request (only the configured backend is allowed)".into())
+            return TransportError::Connect(
+                "the host refused this request (only the configured backend is allowed)".into(),
+            )
         }
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
         ErrorCode::ConnectionTimeout => "connect timed out".to_string(),
         ErrorCode::DnsTimeout | ErrorCode::DnsError(_) => "host name not resolved".to_string(),
-        ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => "destination unavailable".to_string(),
+        ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => {
+            "destination unavailable".to_string()
+        }
         ErrorCode::HttpResponseTimeout | ErrorCode::ConnectionReadTimeout => {
             return TransportError::Lost("the backend did not answer in time".into())
         }
@@ -106,12 +131,16 @@ fn classify(code: ErrorCode) -> TransportError {
 }
 
 fn write_body(body: &OutgoingBody, mut data: &[u8]) -> Result<(), String> {
-    let stream = body.write().map_err(|()| "request body stream unavailable".to_string())?;
+    let stream = body
+        .write()
+        .map_err(|()| "request body stream unavailable".to_string())?;
     let pollable = stream.subscribe();
     while !data.is_empty() {
         pollable.block();
         let permit = stream.check_write().map_err(stream_error)?;
-        let n = data.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+        let n = data
+            .len()
+            .min(usize::try_from(permit).unwrap_or(usize::MAX));
         if n == 0 {
             continue;
         }
@@ -125,7 +154,9 @@ fn write_body(body: &OutgoingBody, mut data: &[u8]) -> Result<(), String> {
 }
 
 fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, String> {
-    let stream = incoming.stream().map_err(|()| "response body stream unavailable".to_string())?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| "response body stream unavailable".to_string())?;
     let mut body = Vec::new();
     loop {
         match stream.blocking_read(1 << 20) {

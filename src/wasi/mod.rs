@@ -6,6 +6,7 @@ mod clock;
 mod exports;
 mod fs;
 mod http;
+mod run;
 
 pub use clock::WasiClock;
 pub use fs::WasiFs;

@@ -4,14 +4,18 @@
 
 use confab_host::backend::{Backend, BackendConfig, RequestRecord};
 pub use confab_host::sandbox::{
-    Grant, Instance, RedactionSettings, Sandbox, SessionConfig, SessionHandle, SyncError, SyncReport,
+    Grant, Instance, RedactionSettings, Sandbox, SessionConfig, SessionHandle, SyncError,
+    SyncReport,
 };
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// The fixture sessions shipped with the repo (MIT, see LICENSE.spotter there).
@@ -43,8 +47,11 @@ pub fn sandbox() -> &'static Sandbox {
 pub const KEY: &str = "cfb_TestKey000000000000000000000000000000001";
 
 pub fn backend() -> Backend {
-    Backend::start(BackendConfig { api_keys: vec![KEY.to_string()], ..BackendConfig::default() })
-        .expect("start the backend")
+    Backend::start(BackendConfig {
+        api_keys: vec![KEY.to_string()],
+        ..BackendConfig::default()
+    })
+    .expect("start the backend")
 }
 
 /// A scratch folder holding copies of fixture files.
@@ -54,7 +61,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -64,7 +73,11 @@ impl Workspace {
     /// Copy a fixture session (its `<uuid>.jsonl` and `<uuid>/` folder); returns the transcript path.
     pub fn copy_session(&self, uuid: &str) -> PathBuf {
         let src = fixtures();
-        std::fs::copy(src.join(format!("{uuid}.jsonl")), self.path().join(format!("{uuid}.jsonl"))).unwrap();
+        std::fs::copy(
+            src.join(format!("{uuid}.jsonl")),
+            self.path().join(format!("{uuid}.jsonl")),
+        )
+        .unwrap();
         copy_dir(&src.join(uuid), &self.path().join(uuid));
         self.path().join(format!("{uuid}.jsonl"))
     }
@@ -126,7 +139,11 @@ pub fn config(backend: &Backend, transcript: &Path) -> SessionConfig {
         cwd: "/home/marco/projects/spotter".to_string(),
         hostname: Some("test-host".into()),
         username: Some("tester".into()),
-        redaction: RedactionSettings { enabled: false, use_default_patterns: true, patterns: vec![] },
+        redaction: RedactionSettings {
+            enabled: false,
+            use_default_patterns: true,
+            patterns: vec![],
+        },
     }
 }
 
@@ -139,8 +156,13 @@ pub struct Synced {
 impl Synced {
     /// Instantiate the component with read access to the transcript's folder, open and init.
     pub fn start(backend: &Backend, config: SessionConfig) -> Self {
-        let folder = Path::new(&config.transcript_path).parent().unwrap().to_path_buf();
-        let mut instance = sandbox().instantiate(&Grant::new(vec![folder], &backend.url())).expect("instantiate");
+        let folder = Path::new(&config.transcript_path)
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let mut instance = sandbox()
+            .instantiate(&Grant::new(vec![folder], &backend.url()))
+            .expect("instantiate");
         let session = instance.open(&config).expect("no trap").expect("open");
         instance.init(session).expect("no trap").expect("init");
         Synced { instance, session }
@@ -188,5 +210,8 @@ pub fn session_files(transcript: &Path) -> Vec<PathBuf> {
 
 /// The chunk requests the backend answered with 200.
 pub fn chunks(requests: &[RequestRecord]) -> Vec<&RequestRecord> {
-    requests.iter().filter(|r| r.path == "/api/v1/sync/chunk" && r.status == 200).collect()
+    requests
+        .iter()
+        .filter(|r| r.path == "/api/v1/sync/chunk" && r.status == 200)
+        .collect()
 }

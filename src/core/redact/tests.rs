@@ -728,11 +728,13 @@ fn the_prefilter_clears_most_fixture_lines() {
         .iter()
         .filter(|(_, l)| inner.prefilter.scan(l.as_bytes(), &mut Vec::new()))
         .count();
+    // 152 of 3,758 when written (URLs, "-us" in ids, "SK" in base62 ids, "sk-").
     assert!(
         suspect * 10 < lines.len(),
         "{suspect} of {} lines go the slow way",
         lines.len()
     );
+    eprintln!("{suspect} of {} fixture lines go the slow way", lines.len());
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,242 @@
+//! Parsing the command line into a [`Command`]. No I/O: errors are one-line
+//! usage messages, help is text to print.
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// init + sync-all once.
+    Sync(SyncArgs),
+    /// Read a Claude Code hook JSON on stdin and sync the session it names.
+    Hook(CommonArgs),
+    /// Sync every interval until the file is idle or the session ended.
+    Watch {
+        sync: SyncArgs,
+        interval_ms: u64,
+        idle_exit_ms: u64,
+    },
+    /// Check the key against the backend.
+    Validate(CommonArgs),
+    /// Print this text.
+    Help(&'static str),
+}
+
+/// Flags every command that talks to the backend takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommonArgs {
+    pub backend_url: Option<String>,
+    pub api_key: Option<String>,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncArgs {
+    pub common: CommonArgs,
+    pub transcript: String,
+    pub external_id: Option<String>,
+    pub cwd: Option<String>,
+}
+
+pub const DEFAULT_INTERVAL_MS: u64 = 5_000;
+pub const DEFAULT_IDLE_EXIT_MS: u64 = 600_000;
+
+pub const USAGE: &str = "\
+confab-sync: sync Claude Code sessions to a Confab backend, incrementally.
+
+USAGE:
+    <runner> sync <transcript.jsonl> [--external-id ID] [--cwd DIR] [--json]
+    <runner> hook                      (Claude Code hook: JSON on stdin)
+    <runner> watch <transcript.jsonl> [--interval-ms N] [--idle-exit-ms N]
+    <runner> validate
+    <runner> help | --help             (every command also takes --help)
+
+    <runner> is `wasmtime run -S http --dir <folder> confab_sync.wasm`
+    or `confab-host`.
+
+EVERY COMMAND TAKES:
+    --backend-url URL    Confab backend (else CONFAB_BACKEND_URL, else the config file)
+    --api-key KEY        API key cfb_... (else CONFAB_API_KEY, else the config file)
+    --json               print the result as JSON on stdout, nothing else there
+
+CONFIG FILE:
+    CONFAB_CONFIG_PATH, else $HOME/.confab/config.json, in confab's shape:
+    {\"backend_url\": \"https://...\", \"api_key\": \"cfb_...\",
+     \"redaction\": {\"enabled\": true, \"use_default_patterns\": true, \"patterns\": []}}
+
+EXIT STATUS:
+    0 every file synced; non-zero otherwise (confab-host: 1 a sync error,
+    2 a usage or configuration error). `hook` always exits 0: it must never
+    block the agent; it says on stderr what went wrong.";
+
+pub const SYNC_HELP: &str = "\
+sync <transcript.jsonl> [--external-id ID] [--cwd DIR] [--json]
+    Create or resume the session on the backend and upload every new
+    complete line of the transcript and of its subagent files.
+    --external-id ID   session id (default: the transcript's file stem)
+    --cwd DIR          the project folder the agent ran in (sent as metadata;
+                       its .git/config is read when the folder is granted)
+    plus --backend-url, --api-key, --json (see --help)";
+
+pub const HOOK_HELP: &str = "\
+hook
+    Read a Claude Code hook input ({\"session_id\", \"transcript_path\", \"cwd\",
+    \"hook_event_name\", ...}) on stdin and sync that session. On SessionEnd
+    it also sends a session_end event with the hook input as payload.
+    Prints nothing on stdout (unless --json), always exits 0, and gives up
+    within about 10 seconds when the backend cannot be reached.";
+
+pub const WATCH_HELP: &str = "\
+watch <transcript.jsonl> [--interval-ms N] [--idle-exit-ms N]
+    Sync every N milliseconds (default 5000) until the transcript has not
+    grown for the idle limit (default 600000) or the session ended.
+    Takes the flags of sync as well.";
+
+pub const VALIDATE_HELP: &str = "\
+validate
+    Check the API key against the backend (GET /api/v1/auth/validate).";
+
+/// Parse the arguments after the program name.
+pub fn parse(argv: &[String]) -> Result<Command, String> {
+    let mut it = argv.iter().map(String::as_str);
+    let command = match it.next() {
+        None | Some("help" | "--help" | "-h") => return Ok(Command::Help(USAGE)),
+        Some(c) => c,
+    };
+    let help = match command {
+        "sync" => SYNC_HELP,
+        "hook" => HOOK_HELP,
+        "watch" => WATCH_HELP,
+        "validate" => VALIDATE_HELP,
+        other => return Err(format!("unknown command `{other}` (try --help)")),
+    };
+    let mut common = CommonArgs::default();
+    let mut sync = SyncArgs::default();
+    let mut transcript = None;
+    let (mut interval_ms, mut idle_exit_ms) = (DEFAULT_INTERVAL_MS, DEFAULT_IDLE_EXIT_MS);
+    let takes_file = matches!(command, "sync" | "watch");
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg, None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next().map(str::to_string))
+                .ok_or_else(|| format!("{name} needs a value (try {command} --help)"))
+        };
+        let number = |name: &str, v: String| -> Result<u64, String> {
+            v.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{name} takes a positive number of milliseconds, not `{v}`"))
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help(help)),
+            "--json" => common.json = true,
+            "--backend-url" => common.backend_url = Some(value(flag)?),
+            "--api-key" => common.api_key = Some(value(flag)?),
+            "--external-id" if takes_file => sync.external_id = Some(value(flag)?),
+            "--cwd" if takes_file => sync.cwd = Some(value(flag)?),
+            "--interval-ms" if command == "watch" => interval_ms = number(flag, value(flag)?)?,
+            "--idle-exit-ms" if command == "watch" => idle_exit_ms = number(flag, value(flag)?)?,
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(format!(
+                    "unknown option `{f}` for {command} (try {command} --help)"
+                ))
+            }
+            path if takes_file && transcript.is_none() => transcript = Some(path.to_string()),
+            extra => {
+                return Err(format!(
+                    "unexpected argument `{extra}` for {command} (try {command} --help)"
+                ))
+            }
+        }
+    }
+    if takes_file {
+        sync.transcript = transcript
+            .ok_or_else(|| format!("{command} needs a transcript path (try {command} --help)"))?;
+        sync.common = common.clone();
+    }
+    Ok(match command {
+        "sync" => Command::Sync(sync),
+        "watch" => Command::Watch {
+            sync,
+            interval_ms,
+            idle_exit_ms,
+        },
+        "hook" => Command::Hook(common),
+        _ => Command::Validate(common),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn sync_with_every_flag() {
+        let Command::Sync(s) = p(&[
+            "sync",
+            "/p/s.jsonl",
+            "--external-id",
+            "x",
+            "--cwd=/repo",
+            "--json",
+            "--api-key",
+            "k",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.transcript, "/p/s.jsonl");
+        assert_eq!(s.external_id.as_deref(), Some("x"));
+        assert_eq!(s.cwd.as_deref(), Some("/repo"));
+        assert!(s.common.json);
+        assert_eq!(s.common.api_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn watch_defaults_and_numbers() {
+        let Command::Watch {
+            interval_ms,
+            idle_exit_ms,
+            ..
+        } = p(&["watch", "/s.jsonl"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (interval_ms, idle_exit_ms),
+            (DEFAULT_INTERVAL_MS, DEFAULT_IDLE_EXIT_MS)
+        );
+        let Command::Watch { interval_ms, .. } =
+            p(&["watch", "/s.jsonl", "--interval-ms", "50"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(interval_ms, 50);
+        assert!(p(&["watch", "/s.jsonl", "--interval-ms", "soon"])
+            .unwrap_err()
+            .contains("positive number"));
+    }
+
+    #[test]
+    fn help_everywhere_and_errors_are_one_line() {
+        assert_eq!(p(&[]).unwrap(), Command::Help(USAGE));
+        assert_eq!(p(&["hook", "--help"]).unwrap(), Command::Help(HOOK_HELP));
+        for bad in [
+            &["sync"][..],
+            &["sync", "a", "b"],
+            &["frob"],
+            &["hook", "--cwd", "x"],
+            &["validate", "--api-key"],
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(!e.contains('\n') && e.contains("--help"), "{bad:?}: {e}");
+        }
+    }
+}

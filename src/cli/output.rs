@@ -1,0 +1,135 @@
+//! What the command line prints: the report as JSON (`--json`) or as a few
+//! lines for a person, progress lines, timestamps. Pure formatting.
+
+use crate::core::error::{ErrorKind, SyncError};
+use crate::core::report::SyncReport;
+use serde_json::{json, Value};
+
+/// The WIT case name of an error, e.g. `unauthorized`.
+pub fn error_case(e: &SyncError) -> &'static str {
+    match e.kind {
+        ErrorKind::NotInitialized => "not-initialized",
+        ErrorKind::Unauthorized => "unauthorized",
+        ErrorKind::SessionNotFound => "session-not-found",
+        ErrorKind::RateLimited => "rate-limited",
+        ErrorKind::Conflict => "conflict",
+        ErrorKind::Http(_) => "http",
+        ErrorKind::Transport => "transport",
+        ErrorKind::Io => "io",
+        ErrorKind::InvalidConfig => "invalid-config",
+        ErrorKind::InvalidInput => "invalid-input",
+    }
+}
+
+pub fn report_json(r: &SyncReport) -> Value {
+    json!({
+        "files": r.files.iter().map(|f| json!({
+            "name": f.name, "file_type": f.file_type.as_str(), "lines_synced": f.lines_synced,
+            "total_lines": f.total_lines, "chunks": f.chunks,
+        })).collect::<Vec<_>>(),
+        "failed": r.failed.iter().map(|f| json!({
+            "name": f.name, "error": error_case(&f.error), "message": f.error.message,
+        })).collect::<Vec<_>>(),
+        "chunks": r.chunks, "lines": r.lines, "bytes": r.bytes, "wire_bytes": r.wire_bytes,
+        "retries": r.retries, "invalid_utf8_lines": r.invalid_utf8_lines,
+        "redactions": r.redactions.0, "warnings": r.warnings, "session_ended": r.session_ended,
+    })
+}
+
+/// A few lines for a person: per file, totals, then what went wrong.
+pub fn report_human(r: &SyncReport) -> String {
+    let mut out = String::new();
+    for f in &r.files {
+        out.push_str(&format!(
+            "  {:<48} {:>7} new lines ({} on the server)\n",
+            f.name, f.lines_synced, f.total_lines
+        ));
+    }
+    out.push_str(&format!(
+        "synced {} lines in {} chunks ({}, {} sent)\n",
+        r.lines,
+        r.chunks,
+        mib(r.bytes),
+        mib(r.wire_bytes)
+    ));
+    for (kind, count) in &r.redactions.0 {
+        out.push_str(&format!("redacted {count} x {kind}\n"));
+    }
+    if r.invalid_utf8_lines > 0 {
+        out.push_str(&format!(
+            "{} lines had invalid UTF-8, replaced by U+FFFD\n",
+            r.invalid_utf8_lines
+        ));
+    }
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    for f in &r.failed {
+        out.push_str(&format!("failed: {}: {}\n", f.name, f.error.message));
+    }
+    out
+}
+
+/// `12.3 MiB`
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// A progress line (overwritten in place on a terminal).
+pub fn progress_line(file: &str, lines: u64, bytes: u64, seconds: f64) -> String {
+    let rate = if seconds > 0.0 {
+        bytes as f64 / (1u64 << 20) as f64 / seconds
+    } else {
+        0.0
+    };
+    format!(
+        "\r\x1b[2K{file}: {lines} lines, {} ({rate:.0} MiB/s)",
+        mib(bytes)
+    )
+}
+
+/// RFC 3339 UTC timestamp of a Unix time.
+pub fn rfc3339_utc(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64;
+    let secs = unix_seconds % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_770_912_145), "2026-02-12T16:02:25Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn json_report_names_error_cases() {
+        let mut r = SyncReport::default();
+        r.failed.push(crate::core::report::FileFailure {
+            name: "a.jsonl".into(),
+            error: SyncError::input("line 3 is too long"),
+        });
+        let j = report_json(&r);
+        assert_eq!(j["failed"][0]["error"], "invalid-input");
+        assert!(report_human(&r).contains("failed: a.jsonl: line 3 is too long"));
+    }
+}

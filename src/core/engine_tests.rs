@@ -1,0 +1,791 @@
+//! The engine against in-memory files, a scripted backend and a clock that
+//! never sleeps (`super::super::testing`): each test is one scenario of the
+//! sync algorithm, named after what it checks.
+
+use super::*;
+use crate::core::protocol::{PATH_CHUNK, PATH_INIT};
+use crate::core::testing::{FakeClock, FakeServer, Fault, MemFs, Recorded, TEST_KEY};
+use std::time::Duration;
+
+const DIR: &str = "/home/u/.claude/projects/-home-u-repo";
+const SESSION: &str = "3f2a9c4e-1b2d-4c5e-8f70-0a1b2c3d4e5f";
+const MIB: usize = 1 << 20;
+
+type TestEngine = Engine<MemFs, FakeServer, FakeClock>;
+
+fn transcript() -> String {
+    format!("{DIR}/{SESSION}.jsonl")
+}
+
+fn transcript_name() -> String {
+    format!("{SESSION}.jsonl")
+}
+
+fn subagents_dir() -> String {
+    format!("{DIR}/{SESSION}/subagents")
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        backend_url: "https://confab.example.com".into(),
+        api_key: TEST_KEY.into(),
+        external_id: SESSION.into(),
+        transcript_path: transcript(),
+        cwd: "/home/u/repo".into(),
+        hostname: Some("devbox".into()),
+        username: Some("u".into()),
+        redaction: Default::default(),
+    }
+}
+
+/// A transcript line as Claude Code writes them.
+fn msg(n: usize) -> String {
+    format!(
+        r#"{{"type":"assistant","uuid":"m-{n}","message":{{"role":"assistant","content":"answer {n}"}}}}"#
+    )
+}
+
+fn msgs(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+    range.map(msg).collect()
+}
+
+/// Lines as file content: each one ends with its newline.
+fn text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// A user line whose tool result names the subagent `id`.
+fn agent_ref(id: &str) -> String {
+    format!(
+        r#"{{"type":"user","message":{{"role":"user","content":"done"}},"toolUseResult":{{"status":"completed","agentId":"{id}"}}}}"#
+    )
+}
+
+struct World {
+    fs: MemFs,
+    server: FakeServer,
+    clock: FakeClock,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            fs: MemFs::new(),
+            server: FakeServer::new(),
+            clock: FakeClock::new(),
+        }
+    }
+
+    /// A fresh engine instance (a restart): same files, same backend.
+    fn engine(&self) -> TestEngine {
+        Engine::new(
+            config(),
+            self.fs.clone(),
+            self.server.clone(),
+            self.clock.clone(),
+        )
+        .unwrap_or_else(|e| panic!("config refused: {e}"))
+    }
+
+    /// A fresh engine after a successful init.
+    fn started(&self) -> TestEngine {
+        let mut engine = self.engine();
+        engine.init().expect("init");
+        engine
+    }
+
+    /// What the server holds for a file of this session.
+    fn held(&self, file_name: &str) -> Vec<String> {
+        self.server.lines(SESSION, file_name)
+    }
+}
+
+fn sync(engine: &mut TestEngine) -> SyncReport {
+    let report = engine.sync_all().expect("sync_all");
+    assert!(
+        report.failed.is_empty(),
+        "unexpected failures: {:?}",
+        report.failed
+    );
+    report
+}
+
+/// (first_line, number of lines) of each chunk.
+fn spans(chunks: &[Recorded]) -> Vec<(u64, usize)> {
+    chunks
+        .iter()
+        .map(|c| (c.first_line.unwrap_or(0), c.lines))
+        .collect()
+}
+
+fn lines_synced(engine: &TestEngine, name: &str) -> u64 {
+    engine
+        .stats()
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(0, |s| s.lines_synced)
+}
+
+#[test]
+fn a_partial_last_line_is_not_uploaded_until_its_newline_arrives() {
+    let w = World::new();
+    let half = r#"{"type":"assistant","uuid":"m-3","message":{"content":"still wri"#;
+    w.fs.write(&transcript(), format!("{}{half}", text(&msgs(1..=2))));
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 2);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=2));
+
+    w.fs.append(&transcript(), "tin");
+    assert_eq!(sync(&mut engine).lines, 0, "still no newline");
+    assert_eq!(w.server.chunks().len(), 1);
+
+    w.fs.append(&transcript(), "g\"}}\n");
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 1);
+    assert_eq!(spans(&w.server.chunks()), [(1, 2), (3, 1)]);
+    let whole = r#"{"type":"assistant","uuid":"m-3","message":{"content":"still writing"}}"#;
+    assert_eq!(w.held(&transcript_name())[2], whole);
+}
+
+#[test]
+fn appending_after_restart_uploads_only_new_lines() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=5)));
+    sync(&mut w.started());
+
+    w.fs.append(&transcript(), text(&msgs(6..=8)));
+    w.server.clear_requests();
+    let mut engine = w.started();
+    let report = sync(&mut engine);
+
+    assert_eq!(report.lines, 3);
+    assert_eq!(spans(&w.server.chunks()), [(6, 3)]);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=8));
+    assert_eq!(lines_synced(&engine, &transcript_name()), 8);
+}
+
+#[test]
+fn a_second_sync_with_nothing_new_reads_nothing() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&[msg(1), agent_ref("a1b2c3d"), msg(3)]));
+    let agent = format!("{}/agent-a1b2c3d.jsonl", subagents_dir());
+    w.fs.write(&agent, text(&msgs(10..=12)));
+    let mut engine = w.started();
+    assert_eq!(sync(&mut engine).lines, 6);
+
+    w.fs.reset_counters();
+    w.server.clear_requests();
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 0);
+    assert_eq!(report.files.len(), 2, "both files were looked at");
+    assert_eq!(w.fs.bytes_read(), 0, "an unchanged file is only stat'ed");
+    assert!(w.server.requests().is_empty());
+
+    // A new line costs reading that line, not the file again.
+    let new = format!("{}\n", msg(4));
+    w.fs.append(&transcript(), &new);
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 1);
+    assert_eq!(w.fs.bytes_read(), new.len() as u64);
+}
+
+#[test]
+fn resume_skips_exactly_the_servers_line_count() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=6)));
+    // The server's lines stand for the file's first four, whatever their text:
+    // the engine resumes by count, never by comparing content.
+    let stored: Vec<String> = (1..=4).map(|n| format!("stored {n}")).collect();
+    w.server.set_lines(SESSION, &transcript_name(), &stored);
+
+    let mut engine = w.started();
+    let report = sync(&mut engine);
+
+    assert_eq!(report.lines, 2);
+    let chunks = w.server.chunks();
+    assert_eq!(spans(&chunks), [(5, 2)]);
+    let body: serde_json::Value = serde_json::from_slice(&chunks[0].body).unwrap();
+    assert_eq!(body["lines"], serde_json::json!(msgs(5..=6)));
+    assert_eq!(w.held(&transcript_name())[4..], msgs(5..=6));
+    assert_eq!(lines_synced(&engine, &transcript_name()), 6);
+}
+
+#[test]
+fn server_ahead_uploads_nothing() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=3)));
+    w.server
+        .set_lines(SESSION, &transcript_name(), &msgs(1..=5));
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 0);
+    assert!(w.server.chunks().is_empty());
+    assert_eq!(lines_synced(&engine, &transcript_name()), 5);
+
+    // Once the file grows past the server's count, only what is beyond it goes.
+    w.fs.append(&transcript(), text(&msgs(4..=7)));
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 2);
+    assert_eq!(spans(&w.server.chunks()), [(6, 2)]);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=7));
+}
+
+#[test]
+fn a_lost_answer_is_followed_by_init_and_no_duplicate() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=3)));
+    let mut engine = w.started();
+    w.server.clear_requests();
+    w.server.fail_next(PATH_CHUNK, Fault::StoreThenLose);
+
+    let report = sync(&mut engine);
+
+    let requests = w.server.requests();
+    let seen: Vec<_> = requests
+        .iter()
+        .map(|r| (r.path.as_str(), r.status()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(PATH_CHUNK, None), (PATH_INIT, Some(200))],
+        "the lost chunk is not resent: init tells the server has it"
+    );
+    assert_eq!(w.held(&transcript_name()), msgs(1..=3));
+    assert_eq!(lines_synced(&engine, &transcript_name()), 3);
+    assert_eq!(w.clock.sleeps(), [Duration::from_secs(1)]);
+    assert_eq!(report.retries, 1);
+
+    // And the engine goes on from the server's count.
+    w.fs.append(&transcript(), text(&[msg(4)]));
+    sync(&mut engine);
+    assert_eq!(w.server.chunks().last().and_then(|c| c.first_line), Some(4));
+    assert_eq!(w.held(&transcript_name()), msgs(1..=4));
+}
+
+#[test]
+fn a_server_error_on_a_chunk_rereads_state_then_resends() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=3)));
+    let mut engine = w.started();
+    w.server.clear_requests();
+    w.server.fail_next(PATH_CHUNK, Fault::status(503));
+
+    sync(&mut engine);
+
+    let seen: Vec<_> = w
+        .server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.status()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (PATH_CHUNK.to_string(), Some(503)),
+            (PATH_INIT.to_string(), Some(200)),
+            (PATH_CHUNK.to_string(), Some(200)),
+        ]
+    );
+    assert_eq!(spans(&w.server.chunks()), [(1, 3), (1, 3)]);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=3));
+}
+
+#[test]
+fn a_gap_refused_with_400_rereads_the_servers_state_and_continues() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=5)));
+    let mut engine = w.started();
+    // Another instance uploads two lines after our init.
+    w.server
+        .set_lines(SESSION, &transcript_name(), &msgs(1..=2));
+    w.server.clear_requests();
+
+    let report = sync(&mut engine);
+
+    let statuses: Vec<_> = w.server.chunks().iter().map(Recorded::status).collect();
+    assert_eq!(statuses, [Some(400), Some(200)]);
+    assert_eq!(spans(&w.server.chunks()), [(1, 5), (3, 3)]);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=5));
+    assert_eq!(report.lines, 3);
+    assert!(w.clock.sleeps().is_empty(), "a 400 is not waited on");
+}
+
+#[test]
+fn a_chunk_that_keeps_failing_fails_only_its_file_after_five_recoveries() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let agent = format!("{}/agent-acompact-e1f845.jsonl", subagents_dir());
+    w.fs.write(&agent, text(&msgs(10..=11)));
+    let mut engine = w.started();
+    for _ in 0..=MAX_CHUNK_RECOVERIES {
+        w.server.fail_next(PATH_CHUNK, Fault::status(500));
+    }
+
+    let report = engine.sync_all().expect("sync_all");
+
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].name, transcript_name());
+    assert_eq!(report.failed[0].error.kind, ErrorKind::Http(500));
+    assert!(w.held(&transcript_name()).is_empty());
+    assert_eq!(w.held("agent-acompact-e1f845.jsonl"), msgs(10..=11));
+    let secs: Vec<u64> = w.clock.sleeps().iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, [1, 2, 4, 8, 16]);
+}
+
+#[test]
+fn rate_limit_waits_retry_after_then_succeeds() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=3)));
+    let mut engine = w.started();
+    for secs in [7, 3] {
+        w.server.fail_next(
+            PATH_CHUNK,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(secs),
+            },
+        );
+    }
+
+    let report = sync(&mut engine);
+
+    assert_eq!(
+        w.clock.sleeps(),
+        [Duration::from_secs(7), Duration::from_secs(3)]
+    );
+    let statuses: Vec<_> = w.server.chunks().iter().map(Recorded::status).collect();
+    assert_eq!(statuses, [Some(429), Some(429), Some(200)]);
+    assert_eq!(report.retries, 2);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=3));
+}
+
+#[test]
+fn rate_limit_without_retry_after_backs_off_1_2_4() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=3)));
+    let mut engine = w.started();
+    for _ in 0..3 {
+        w.server.fail_next(PATH_CHUNK, Fault::status(429));
+    }
+
+    sync(&mut engine);
+
+    let secs: Vec<u64> = w.clock.sleeps().iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, [1, 2, 4]);
+    assert_eq!(w.server.chunks().len(), 4);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=3));
+}
+
+#[test]
+fn unauthorized_stops_the_whole_sync() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    w.fs.write(
+        format!("{}/agent-a1b2c3d.jsonl", subagents_dir()).as_str(),
+        text(&msgs(10..=11)),
+    );
+    let mut engine = w.started();
+    w.server.clear_requests();
+    w.server.fail_next(PATH_CHUNK, Fault::status(401));
+
+    let error = engine.sync_all().expect_err("401 must stop the sync");
+
+    assert_eq!(error.kind, ErrorKind::Unauthorized);
+    assert!(!error.message.contains(TEST_KEY) && !error.message.contains(&TEST_KEY[4..]));
+    assert_eq!(w.server.requests().len(), 1, "no other file was tried");
+    assert!(w.clock.sleeps().is_empty());
+    assert!(w.server.file_names(SESSION).is_empty());
+}
+
+#[test]
+fn a_session_deleted_on_the_server_stops_with_session_not_found() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let mut engine = w.started();
+    w.server.fail_next(PATH_CHUNK, Fault::status(404));
+
+    let error = engine.sync_all().expect_err("404 must stop the sync");
+
+    assert_eq!(error.kind, ErrorKind::SessionNotFound);
+    assert_eq!(w.server.chunks().len(), 1);
+}
+
+#[test]
+fn a_line_over_the_limit_fails_only_its_file() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let agent = format!("{}/agent-a1b2c3d.jsonl", subagents_dir());
+    let mut content = format!("{}\n", msg(10)).into_bytes();
+    content.resize(content.len() + MAX_CHUNK_LINE_BYTES + 1, b'y');
+    content.extend_from_slice(format!("\n{}\n", msg(12)).as_bytes());
+    w.fs.write(&agent, content);
+    let mut engine = w.started();
+
+    let report = engine.sync_all().expect("sync_all");
+
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    let failure = &report.failed[0];
+    assert_eq!(failure.name, "agent-a1b2c3d.jsonl");
+    assert_eq!(failure.error.kind, ErrorKind::InvalidInput);
+    assert!(
+        failure
+            .error
+            .message
+            .contains("line 2 of agent-a1b2c3d.jsonl"),
+        "{}",
+        failure.error.message
+    );
+    // What precedes the long line went; nothing at or after it did.
+    assert_eq!(w.held("agent-a1b2c3d.jsonl"), [msg(10)]);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=2));
+    for chunk in w.server.chunks() {
+        assert_eq!(chunk.status(), Some(200));
+        assert!(chunk.body_size <= MAX_CHUNK_LINE_BYTES + 64 * 1024);
+    }
+}
+
+#[test]
+fn a_line_that_only_escaping_takes_over_the_limit_fails_only_its_file() {
+    // 8 MiB of `\"` pairs: well under the limit as read, twice the size
+    // once escaped into the JSON body (over the server's 16 MiB).
+    let w = World::new();
+    let mut long = br#"{"type":"progress","output":""#.to_vec();
+    for _ in 0..(4 * MIB + 1) {
+        long.extend_from_slice(b"\\\"");
+    }
+    long.extend_from_slice(b"\"}");
+    let mut content = format!("{}\n", msg(1)).into_bytes();
+    content.extend_from_slice(&long);
+    content.extend_from_slice(format!("\n{}\n", msg(3)).as_bytes());
+    w.fs.write(&transcript(), content);
+    let agent = format!("{}/agent-a1b2c3d.jsonl", subagents_dir());
+    w.fs.write(&agent, text(&msgs(10..=11)));
+    let mut engine = w.started();
+
+    let report = engine.sync_all().expect("sync_all");
+
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert_eq!(report.failed[0].name, transcript_name());
+    assert_eq!(report.failed[0].error.kind, ErrorKind::InvalidInput);
+    assert!(report.failed[0].error.message.contains("line 2 of"));
+    let statuses: Vec<_> = w.server.chunks().iter().map(Recorded::status).collect();
+    assert!(
+        statuses.iter().all(|s| *s == Some(200)),
+        "no chunk may be refused: {statuses:?}"
+    );
+    assert_eq!(w.held(&transcript_name()), [msg(1)]);
+    assert_eq!(w.held("agent-a1b2c3d.jsonl"), msgs(10..=11));
+}
+
+#[test]
+fn chunks_split_at_the_limit_and_stay_contiguous() {
+    // Each line escapes to exactly half the limit (its two quotes included):
+    // two fill a chunk to the byte, the third starts the next one.
+    let w = World::new();
+    let half = "x".repeat(MAX_CHUNK_LINE_BYTES / 2 - 2);
+    let lines = vec![half.clone(), half.replace('x', "z"), "tail".to_string()];
+    w.fs.write(&transcript(), text(&lines));
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+
+    let chunks = w.server.chunks();
+    assert_eq!(spans(&chunks), [(1, 2), (3, 1)]);
+    assert_eq!(report.chunks, 2);
+    for chunk in &chunks {
+        assert_eq!(chunk.status(), Some(200));
+        assert!(chunk.body_size <= crate::core::testing::MAX_BODY_BYTES);
+    }
+    assert!(chunks[0].body_size > MAX_CHUNK_LINE_BYTES);
+    assert_eq!(chunks[0].header("content-encoding"), Some("zstd"));
+    assert!(w.held(&transcript_name()) == lines, "server holds the file");
+}
+
+#[test]
+fn invalid_utf8_is_replaced_and_counted() {
+    let w = World::new();
+    let mut content = format!("{}\n", msg(1)).into_bytes();
+    content.extend_from_slice(b"{\"type\":\"user\",\"message\":{\"content\":\"caf\xe9 \xff\"}}\n");
+    content.extend_from_slice(format!("{}\n", msg(3)).as_bytes());
+    w.fs.write(&transcript(), content);
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+
+    assert_eq!(report.invalid_utf8_lines, 1);
+    let held = w.held(&transcript_name());
+    assert_eq!(held.len(), 3);
+    assert_eq!(
+        held[1],
+        "{\"type\":\"user\",\"message\":{\"content\":\"caf\u{FFFD} \u{FFFD}\"}}"
+    );
+    assert_eq!([&held[0], &held[2]], [&msg(1), &msg(3)]);
+}
+
+#[test]
+fn subagents_are_found_transitively_and_cycles_end() {
+    let w = World::new();
+    // Older layout beside the transcript: found only when referenced.
+    w.fs.write(
+        &transcript(),
+        text(&[msg(1), agent_ref("aaaaaa1"), agent_ref("ddddddd4")]),
+    );
+    w.fs.write(
+        &format!("{DIR}/agent-aaaaaa1.jsonl"),
+        text(&[msg(10), agent_ref("bbbbbb2")]),
+    );
+    // b references a (a cycle) and itself.
+    w.fs.write(
+        &format!("{DIR}/agent-bbbbbb2.jsonl"),
+        text(&[agent_ref("aaaaaa1"), agent_ref("bbbbbb2")]),
+    );
+    w.fs.write(&format!("{DIR}/agent-cccccc3.jsonl"), text(&[msg(30)]));
+    // Current layout; a compaction agent is never referenced, only present.
+    let sub = subagents_dir();
+    w.fs.write(&format!("{sub}/agent-ddddddd4.jsonl"), text(&[msg(40)]));
+    w.fs.write(
+        &format!("{sub}/agent-acompact-ffffff.jsonl"),
+        text(&[msg(50)]),
+    );
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+
+    let mut expected = vec![
+        transcript_name(),
+        "agent-aaaaaa1.jsonl".to_string(),
+        "agent-bbbbbb2.jsonl".to_string(),
+        "agent-ddddddd4.jsonl".to_string(),
+        "agent-acompact-ffffff.jsonl".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(w.server.file_names(SESSION), expected);
+    assert_eq!(report.files.len(), 5, "each file once");
+    assert_eq!(w.server.chunks().len(), 5, "one chunk per file");
+    assert_eq!(w.held("agent-bbbbbb2.jsonl").len(), 2);
+
+    w.server.clear_requests();
+    assert_eq!(sync(&mut engine).lines, 0);
+    assert!(w.server.requests().is_empty());
+}
+
+#[test]
+fn agent_ids_that_try_to_escape_never_become_paths() {
+    let w = World::new();
+    let bad_ids = ["../x", "a/b", "../../../../etc/passwd", "/etc/passwd"];
+    let mut lines: Vec<String> = bad_ids.iter().map(|id| agent_ref(id)).collect();
+    lines.push(agent_ref("good123"));
+    w.fs.write(&transcript(), text(&lines));
+    // Files at the very paths a careless join would reach.
+    for dir in [DIR.to_string(), subagents_dir()] {
+        for id in bad_ids {
+            w.fs.write(&format!("{dir}/agent-{id}.jsonl"), text(&[msg(99)]));
+        }
+    }
+    w.fs.write(&format!("{DIR}/x.jsonl"), text(&[msg(98)]));
+    w.fs.write(&format!("{DIR}/agent-good123.jsonl"), text(&[msg(7)]));
+    let mut engine = w.started();
+    w.fs.reset_counters();
+
+    sync(&mut engine);
+
+    assert_eq!(
+        w.server.file_names(SESSION),
+        [transcript_name(), "agent-good123.jsonl".to_string()],
+        "only the valid reference was followed"
+    );
+    let good = format!("{DIR}/agent-good123.jsonl");
+    for path in w.fs.opened() {
+        assert!(path == transcript() || path == good, "opened {path}");
+    }
+    for path in w.fs.listed() {
+        assert!(path == DIR || path == subagents_dir(), "listed {path}");
+    }
+}
+
+#[test]
+fn sync_before_init_is_not_initialized() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let mut engine = w.engine();
+
+    let error = engine.sync_all().expect_err("not initialized");
+    assert_eq!(error.kind, ErrorKind::NotInitialized);
+    let error = engine
+        .send_event("session_end", "2026-02-12T16:02:25Z", "{}")
+        .expect_err("not initialized");
+    assert_eq!(error.kind, ErrorKind::NotInitialized);
+    let error = engine
+        .link_github("https://github.com/o/r/pull/1", None)
+        .expect_err("not initialized");
+    assert_eq!(error.kind, ErrorKind::NotInitialized);
+    assert!(w.server.requests().is_empty(), "nothing was sent");
+    assert_eq!(engine.session_id(), None);
+}
+
+#[test]
+fn config_errors_never_contain_the_key() {
+    let secret = &TEST_KEY[4..];
+    let with = |change: &dyn Fn(&mut SessionConfig)| {
+        let mut c = config();
+        change(&mut c);
+        c
+    };
+    let cases = [
+        // The key itself is malformed: one character too many, or a bad one.
+        with(&|c| c.api_key = format!("{TEST_KEY}x")),
+        with(&|c| c.api_key = format!("{}!", &TEST_KEY[..43])),
+        // A good key, something else wrong.
+        with(&|c| c.backend_url = "http://confab.example.com".into()),
+        with(&|c| c.external_id = String::new()),
+        with(&|c| c.transcript_path = format!("{DIR}/{SESSION}.json")),
+        with(&|c| c.hostname = Some("h".repeat(300))),
+        // The key where the URL should be: flags swapped, or pasted into it.
+        with(&|c| std::mem::swap(&mut c.backend_url, &mut c.api_key)),
+        with(&|c| c.backend_url = format!("https://{TEST_KEY}@confab.example.com")),
+        with(&|c| c.backend_url = format!("https://confab.example.com/{TEST_KEY} ")),
+    ];
+    for (i, config) in cases.into_iter().enumerate() {
+        let w = World::new();
+        let Err(error) = Engine::new(config, w.fs.clone(), w.server.clone(), w.clock.clone())
+        else {
+            panic!("case {i}: the config was accepted");
+        };
+        assert_eq!(error.kind, ErrorKind::InvalidConfig, "case {i}");
+        assert!(
+            !error.message.contains(secret),
+            "case {i} leaks the key: {}",
+            error.message
+        );
+        assert!(w.server.requests().is_empty());
+    }
+}
+
+#[test]
+fn a_truncated_file_is_reported_not_uploaded() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=4)));
+    let mut engine = w.started();
+    sync(&mut engine);
+    w.server.clear_requests();
+
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let report = engine.sync_all().expect("sync_all");
+
+    assert_eq!(report.failed.len(), 1);
+    let error = &report.failed[0].error;
+    assert_eq!(error.kind, ErrorKind::InvalidInput);
+    assert!(error.message.contains("truncated"), "{}", error.message);
+    assert!(w.server.requests().is_empty());
+    assert_eq!(w.held(&transcript_name()), msgs(1..=4));
+    assert_eq!(lines_synced(&engine, &transcript_name()), 4);
+}
+
+#[test]
+fn transcript_chunks_carry_session_metadata_and_agent_chunks_none() {
+    let w = World::new();
+    let first = r#"{"type":"user","gitBranch":"main","message":{"role":"user","content":"<b>Fix</b> the &amp; login   bug"}}"#;
+    let summary = r#"{"type":"summary","summary":"Login fixed"}"#;
+    w.fs.write(
+        &transcript(),
+        text(&[first.to_string(), msg(2), summary.to_string()]),
+    );
+    w.fs.write(
+        &format!("{}/agent-a1b2c3d.jsonl", subagents_dir()),
+        text(&[msg(10)]),
+    );
+    w.fs.write(
+        "/home/u/repo/.git/config",
+        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n",
+    );
+    let mut engine = w.started();
+
+    sync(&mut engine);
+
+    let init: serde_json::Value = serde_json::from_slice(&w.server.requests()[0].body).unwrap();
+    assert_eq!(init["metadata"]["git_info"]["branch"], "main");
+    assert_eq!(
+        init["metadata"]["git_info"]["repo_url"],
+        "https://github.com/o/r.git"
+    );
+    assert_eq!(init["metadata"]["cwd"], "/home/u/repo");
+    let chunks = w.server.chunks();
+    let transcript_chunk = chunks
+        .iter()
+        .find(|c| c.file_name.as_deref() == Some(transcript_name().as_str()))
+        .unwrap();
+    let meta = transcript_chunk.metadata.as_ref().expect("metadata");
+    assert_eq!(meta["first_user_message"], "Fix the & login bug");
+    assert_eq!(meta["summary"], "Login fixed");
+    assert_eq!(meta["git_info"]["branch"], "main");
+    let agent_chunk = chunks
+        .iter()
+        .find(|c| c.file_name.as_deref() == Some("agent-a1b2c3d.jsonl"))
+        .unwrap();
+    assert!(agent_chunk.metadata.is_none());
+}
+
+#[test]
+fn a_summary_naming_an_earlier_sessions_last_message_is_given_to_it() {
+    let w = World::new();
+    let earlier = "11111111-2222-4333-8444-555555555555";
+    w.fs.write(
+        &format!("{DIR}/{earlier}.jsonl"),
+        text(&[
+            msg(1),
+            r#"{"type":"assistant","uuid":"leaf-42","message":{"content":"bye"}}"#.to_string(),
+        ]),
+    );
+    w.server.add_session(earlier);
+    // Over 1 KiB of body: the PATCH must still be something the server reads.
+    let long_summary = format!("Refactored the sync engine {}", "and more ".repeat(150));
+    let line =
+        serde_json::json!({"type": "summary", "summary": long_summary, "leafUuid": "leaf-42"});
+    w.fs.write(&transcript(), text(&[line.to_string(), msg(2)]));
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(
+        w.server.summary(earlier).as_deref(),
+        Some(long_summary.as_str())
+    );
+    assert_eq!(w.server.summary(SESSION), None);
+
+    // Linked once per instance.
+    w.server.clear_requests();
+    w.fs.append(&transcript(), text(&[msg(3)]));
+    sync(&mut engine);
+    assert_eq!(w.server.paths(), [PATH_CHUNK]);
+}
+
+#[test]
+fn events_and_links_reach_the_session() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=1)));
+    let mut engine = w.started();
+
+    engine
+        .send_event(
+            "session_end",
+            "2026-02-12T16:02:25Z",
+            r#"{"reason":"exit"}"#,
+        )
+        .expect("event");
+    assert_eq!(w.server.events(SESSION), 1);
+    let error = engine
+        .send_event("session_end", "2026-02-12T16:02:25Z", "not json")
+        .expect_err("payload must be JSON");
+    assert_eq!(error.kind, ErrorKind::InvalidInput);
+
+    let url = "https://github.com/o/r/pull/1";
+    let link = engine.link_github(url, Some("Fix")).expect("link");
+    assert_eq!(link.url, url);
+    let error = engine.link_github(url, None).expect_err("duplicate");
+    assert_eq!(error.kind, ErrorKind::Conflict);
+    assert_eq!(w.server.session_id(SESSION).as_deref(), engine.session_id());
+}
