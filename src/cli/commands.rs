@@ -139,6 +139,7 @@ fn session_config(a: &SyncArgs, url: String, key: String, s: &Settings) -> Sessi
         hostname: None,
         username: None,
         redaction: s.redaction.clone(),
+        state_dir: s.state_dir.clone(),
     }
 }
 

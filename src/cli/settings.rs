@@ -27,6 +27,8 @@ pub struct Settings {
     pub redaction: RedactionSettings,
     /// The config file that was read, if any.
     pub config_path: Option<String>,
+    /// `CONFAB_STATE_DIR`: a writable folder for the engine's checkpoint.
+    pub state_dir: Option<String>,
 }
 
 /// Reads a whole file: `Ok(None)` when it does not exist.
@@ -83,6 +85,7 @@ pub fn resolve(
             .or(nonempty(file.api_key)),
         redaction,
         config_path: used,
+        state_dir: nonempty(env("CONFAB_STATE_DIR")),
     })
 }
 

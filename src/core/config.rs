@@ -59,6 +59,8 @@ pub struct SessionConfig {
     pub hostname: Option<String>,
     pub username: Option<String>,
     pub redaction: RedactionSettings,
+    /// A folder the engine may write its checkpoint in (see [`super::checkpoint`]).
+    pub state_dir: Option<String>,
 }
 
 impl SessionConfig {

@@ -6,6 +6,7 @@
 //! here only, and changes only after the server confirmed a chunk or after
 //! init told us its state. I/O goes through the [`super::io`] traits.
 
+use super::checkpoint::{self, Checkpoint, FileMark};
 use super::chunk::{escape_line, ChunkBuilder, ChunkTarget};
 use super::client::Client;
 use super::config::SessionConfig;
@@ -45,6 +46,8 @@ struct TrackedFile {
     pos: Position,
     /// Stat when the file was last read to its end: unchanged means nothing new.
     snapshot: Option<FileStat>,
+    /// Hash of the bytes before `pos.bytes`, to notice a file rewritten in place.
+    mark: Option<FileMark>,
 }
 
 impl TrackedFile {
@@ -56,6 +59,7 @@ impl TrackedFile {
             confirmed: 0,
             pos: Position::default(),
             snapshot: None,
+            mark: None,
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     chunk: ChunkBuilder,
     escaped: Vec<u8>,
     progress: Option<Box<dyn FnMut(Progress<'_>)>>,
+    /// Read from the state folder at the first init; resume points to verify.
+    checkpoint: Option<Checkpoint>,
 }
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
@@ -125,6 +131,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             chunk: ChunkBuilder::default(),
             escaped: Vec::new(),
             progress: None,
+            checkpoint: None,
         })
     }
 
@@ -160,6 +167,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             f.confirmed = 0;
             f.pos = Position::default();
             f.snapshot = None;
+            f.mark = None;
         }
     }
 
@@ -187,8 +195,84 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 .call(Method::Post, protocol::PATH_INIT, Some(&body), Repeat::Safe)?;
         let answer: InitResponse = parse_answer(protocol::PATH_INIT, &answer)?;
         self.apply_server_state(&answer);
+        if self.session_id.is_none() && self.checkpoint.is_none() {
+            self.load_checkpoint();
+        }
         self.session_id = Some(answer.session_id.clone());
         Ok(answer.session_id)
+    }
+
+    fn checkpoint_path(&self) -> Option<String> {
+        let dir = self.config.state_dir.as_deref()?;
+        Some(discovery::join(
+            dir,
+            &checkpoint::file_name(&self.config.external_id),
+        ))
+    }
+
+    /// Resume points saved by an earlier process, if any. They are verified
+    /// against the server and the file before use (see `resume_from_checkpoint`).
+    fn load_checkpoint(&mut self) {
+        let Some(path) = self.checkpoint_path() else {
+            return;
+        };
+        let Some(bytes) = self.fs.read_small(&path, checkpoint::MAX_CHECKPOINT_BYTES) else {
+            return;
+        };
+        if let Some(c) =
+            Checkpoint::parse(&bytes, &self.config.external_id, &self.config.backend_url)
+        {
+            self.agent_ids.extend(
+                c.agent_ids
+                    .iter()
+                    .filter(|id| metadata::is_valid_agent_id(id))
+                    .cloned(),
+            );
+            self.checkpoint = Some(c);
+        }
+    }
+
+    /// Save every file's resume point; a failure only costs the next start a scan.
+    fn save_checkpoint(&mut self, report: &mut SyncReport) {
+        let Some(path) = self.checkpoint_path() else {
+            return;
+        };
+        let mut c = Checkpoint::new(&self.config.external_id, &self.config.backend_url);
+        for f in &self.files {
+            if let Some(mark) = f.mark.filter(|m| m.lines == f.confirmed) {
+                c.files.insert(f.name.clone(), mark);
+            }
+        }
+        c.agent_ids = self.agent_ids.iter().cloned().collect();
+        if let Err(e) = self.fs.write_file(&path, &c.to_bytes()) {
+            report.warnings.push(format!(
+                "cannot save the checkpoint {path}: {e} (the next start will re-read the files)"
+            ));
+        }
+        self.checkpoint = Some(c);
+    }
+
+    /// After a pass over file `i`, remember the hash of the bytes before its
+    /// position, while they are known to be what was synced.
+    fn refresh_mark(&mut self, i: usize) {
+        let f = &self.files[i];
+        if f.mark
+            .is_some_and(|m| m.bytes == f.pos.bytes && m.lines == f.pos.lines)
+        {
+            return;
+        }
+        let mark = f
+            .path
+            .as_deref()
+            .and_then(|p| self.fs.open(p).ok())
+            .and_then(|h| {
+                checkpoint::window_hash(&h, f.pos.bytes).map(|window_hash| FileMark {
+                    lines: f.pos.lines,
+                    bytes: f.pos.bytes,
+                    window_hash,
+                })
+            });
+        self.files[i].mark = mark;
     }
 
     /// Take the server's line counts as the truth; keep read positions that
@@ -214,6 +298,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 // The server holds fewer lines than we read past: find the
                 // resume point again from the start.
                 f.pos = Position::default();
+                f.mark = None;
             }
         }
     }
@@ -225,7 +310,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let mut git = GitInfo::default();
         let mut cwd = self.config.cwd.clone();
         if let Ok(file) = self.fs.open(&self.config.transcript_path) {
-            let mut reader = LineReader::new(&file, 0, MAX_CHUNK_LINE_BYTES);
+            // Small reads: only the first lines matter here, and a restart must stay cheap.
+            let mut reader = LineReader::with_read_size(&file, 0, MAX_CHUNK_LINE_BYTES, 16 << 10);
             for _ in 0..64 {
                 let Ok(Next::Line(line)) = reader.next_line() else {
                     break;
@@ -297,6 +383,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         self.link_leaf_summaries(&mut report);
         report.session_ended = self.meta.session_ended;
+        self.save_checkpoint(&mut report);
         report.wire_bytes = self.client.stats.wire_bytes - wire_before.wire_bytes;
         report.retries += self.client.stats.retries - wire_before.retries;
         Ok(report)
@@ -340,6 +427,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 }
             }
         };
+        self.refresh_mark(i);
         file_report.total_lines = self.files[i].confirmed;
         if let Some(error) = failure {
             report.failed.push(FileFailure {
@@ -370,6 +458,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             chunk,
             escaped,
             progress,
+            checkpoint: saved,
             ..
         } = self;
         let file = &mut files[i];
@@ -393,6 +482,35 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 "{path} is now {} bytes, shorter than the {} bytes already synced: it was truncated or rewritten, so it is not uploaded",
                 stat.size, file.pos.bytes
             ))));
+        }
+        // Written over in place below what was synced: refuse rather than
+        // upload garbage or misnumbered lines.
+        if let Some(mark) = file
+            .mark
+            .filter(|m| m.bytes == file.pos.bytes && m.bytes > 0)
+        {
+            if !checkpoint::still_matches(&handle, &mark) {
+                return Err(FileFailureKind::Local(SyncError::input(format!(
+                    "{path} was rewritten: its bytes before line {} no longer match what was synced, so it is not uploaded",
+                    mark.lines + 1
+                ))));
+            }
+        }
+        // A fresh start: resume at the saved checkpoint when it agrees with
+        // the server's count and the file's bytes, instead of re-reading.
+        if file.pos == Position::default() && file.confirmed > 0 {
+            if let Some(mark) = saved.as_ref().and_then(|c| c.files.get(&name)).copied() {
+                if mark.lines <= file.confirmed
+                    && mark.bytes <= stat.size
+                    && checkpoint::still_matches(&handle, &mark)
+                {
+                    file.pos = Position {
+                        lines: mark.lines,
+                        bytes: mark.bytes,
+                    };
+                    file.mark = Some(mark);
+                }
+            }
         }
         let is_transcript = file.file_type == FileType::Transcript;
         let mut reader = LineReader::new(&handle, file.pos.bytes, MAX_CHUNK_LINE_BYTES);

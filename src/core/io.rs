@@ -29,6 +29,10 @@ pub trait FileSystem {
     fn open(&self, path: &str) -> Result<Self::File, String>;
     /// Names of the entries of a folder; `Ok(None)` when it does not exist.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String>;
+    /// Replace the file at `path` with `bytes`, atomically where the platform
+    /// allows (write a temporary file, then rename). Used only for the
+    /// checkpoint, in the state folder the host grants.
+    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), String>;
     /// Whole content of a small file (e.g. `.git/config`), `None` when absent or unreadable.
     fn read_small(&self, path: &str, max_bytes: usize) -> Option<Vec<u8>> {
         let file = self.open(path).ok()?;

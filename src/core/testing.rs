@@ -141,6 +141,13 @@ impl FileSystem for MemFs {
         })
     }
 
+    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        let mut files = self.files.borrow_mut();
+        let mtime = files.values().map(|(_, m)| *m).max().unwrap_or(0) + 1;
+        files.insert(path.to_string(), (bytes.to_vec(), mtime));
+        Ok(())
+    }
+
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
         self.listed.borrow_mut().push(path.to_string());
         let prefix = format!("{}/", path.trim_end_matches('/'));

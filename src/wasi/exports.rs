@@ -128,6 +128,7 @@ fn core_config(c: WitConfig) -> SessionConfig {
         cwd: c.cwd,
         hostname: c.hostname,
         username: c.username,
+        state_dir: c.state_dir,
         redaction: RedactionSettings {
             enabled: c.redaction.enabled,
             use_default_patterns: c.redaction.use_default_patterns,

@@ -103,6 +103,31 @@ impl FileSystem for WasiFs {
         .map_err(describe)
     }
 
+    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        let (dir, rel) = self.resolve(path)?;
+        let tmp = format!("{rel}.tmp");
+        let file = dir
+            .open_at(
+                PathFlags::empty(),
+                &tmp,
+                OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                DescriptorFlags::WRITE,
+            )
+            .map_err(describe)?;
+        let mut written = 0usize;
+        while written < bytes.len() {
+            let n = file
+                .write(&bytes[written..], written as u64)
+                .map_err(describe)?;
+            if n == 0 {
+                return Err("the write made no progress".into());
+            }
+            written += n as usize;
+        }
+        drop(file);
+        dir.rename_at(&tmp, dir, rel).map_err(describe)
+    }
+
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
         let (dir, rel) = match self.resolve(path) {
             Ok(found) => found,

@@ -144,6 +144,7 @@ pub fn config(backend: &Backend, transcript: &Path) -> SessionConfig {
             use_default_patterns: true,
             patterns: vec![],
         },
+        state_dir: None,
     }
 }
 
