@@ -26,6 +26,10 @@ CONFAB-HOST:
                         mirrored into DIR/<session id>/ (default: ./confab-mirror)
     --component PATH    confab_sync.wasm (else CONFAB_COMPONENT, else the build
                         output beside this binary's target folder)
+    --state-dir DIR     the only folder granted read-write: the engine keeps a
+                        small checkpoint per session there, so a restart does
+                        not re-read the transcript (else CONFAB_STATE_DIR, else
+                        $XDG_STATE_HOME/confab-sync or ~/.local/state/confab-sync)
 
     confab-host backend [--mirror DIR] [--api-key KEY]
                         run only the local backend: prints its URL on stdout,
@@ -59,17 +63,21 @@ enum Failure {
 struct HostOptions {
     mirror: PathBuf,
     component: Option<PathBuf>,
+    /// `--state-dir`, else `CONFAB_STATE_DIR`, else `$XDG_STATE_HOME/confab-sync`
+    /// (`~/.local/state/confab-sync`): granted read-write for the checkpoint.
+    state_dir: Option<PathBuf>,
 }
 
 fn take_host_options(argv: &mut Vec<String>) -> Result<HostOptions, Failure> {
     let mut options = HostOptions {
         mirror: PathBuf::from("confab-mirror"),
         component: None,
+        state_dir: None,
     };
     let mut i = 0;
     while i < argv.len() {
         let name = argv[i].clone();
-        if name == "--mirror" || name == "--component" {
+        if name == "--mirror" || name == "--component" || name == "--state-dir" {
             let value = argv
                 .get(i + 1)
                 .cloned()
@@ -77,6 +85,8 @@ fn take_host_options(argv: &mut Vec<String>) -> Result<HostOptions, Failure> {
             argv.drain(i..i + 2);
             if name == "--mirror" {
                 options.mirror = PathBuf::from(value);
+            } else if name == "--state-dir" {
+                options.state_dir = Some(PathBuf::from(value));
             } else {
                 options.component = Some(PathBuf::from(value));
             }
@@ -192,11 +202,19 @@ fn run_component(
         grant.deadline = None;
     }
     let redaction = serde_json::to_string(&settings.redaction).unwrap_or_default();
-    let env = vec![
+    let mut env = vec![
         ("CONFAB_BACKEND_URL".to_string(), url),
         ("CONFAB_API_KEY".to_string(), key),
         ("CONFAB_REDACTION".to_string(), redaction),
     ];
+    if let Some(state) = state_dir(host) {
+        if std::fs::create_dir_all(&state).is_ok() {
+            if let Ok(state) = std::fs::canonicalize(&state) {
+                env.push(("CONFAB_STATE_DIR".to_string(), state.to_string_lossy().into_owned()));
+                grant.read_write_dirs.push(state);
+            }
+        }
+    }
     let ok = sandbox
         .run_command(&grant, argv, &env, stdin)
         .map_err(|e| {
@@ -291,6 +309,19 @@ fn component_path(flag: Option<&Path>) -> Result<PathBuf, String> {
     candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
         "cannot find confab_sync.wasm: build it with `cargo build --release --target wasm32-wasip2 -p confab-sync` or pass --component".to_string()
     })
+}
+
+/// The state folder: `--state-dir`, `CONFAB_STATE_DIR`, else the user's state directory.
+fn state_dir(host: &HostOptions) -> Option<PathBuf> {
+    host.state_dir
+        .clone()
+        .or_else(|| std::env::var_os("CONFAB_STATE_DIR").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+                .map(|d| d.join("confab-sync"))
+        })
 }
 
 /// `$XDG_CACHE_HOME/confab-sync`, else `~/.cache/confab-sync`.

@@ -33,6 +33,9 @@ pub use confab::sync::types::{
 pub struct Grant {
     /// Folders preopened read-only, each at its own absolute path.
     pub read_only_dirs: Vec<PathBuf>,
+    /// Folders preopened read-write, each at its own path: only the state
+    /// folder, where the engine keeps its checkpoint.
+    pub read_write_dirs: Vec<PathBuf>,
     /// The only origin (`scheme://host:port`) outgoing requests may go to.
     pub allowed_origin: String,
     /// Linear memory limit of the component, in bytes.
@@ -47,6 +50,7 @@ impl Grant {
     pub fn new(dirs: Vec<PathBuf>, backend_url: &str) -> Self {
         Grant {
             read_only_dirs: dirs,
+            read_write_dirs: Vec::new(),
             allowed_origin: origin_of_url(backend_url),
             memory_limit: 256 << 20,
             deadline: Some(Duration::from_secs(3600)),
@@ -129,6 +133,11 @@ impl Sandbox {
     }
 
     fn store(&self, grant: &Grant, mut wasi: WasiCtxBuilder) -> Result<Store<HostState>> {
+        for dir in &grant.read_write_dirs {
+            let guest = dir.to_str().ok_or_else(|| format_err!("folder path is not UTF-8: {}", dir.display()))?;
+            wasi.preopened_dir(dir, guest, FsPerms::ReadWrite)
+                .with_context(|| format!("cannot grant the state folder {}", dir.display()))?;
+        }
         for dir in &grant.read_only_dirs {
             let guest = dir
                 .to_str()

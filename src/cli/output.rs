@@ -30,7 +30,7 @@ pub fn report_json(r: &SyncReport) -> Value {
         "failed": r.failed.iter().map(|f| json!({
             "name": f.name, "error": error_case(&f.error), "message": f.error.message,
         })).collect::<Vec<_>>(),
-        "chunks": r.chunks, "lines": r.lines, "bytes": r.bytes, "wire_bytes": r.wire_bytes,
+        "chunks": r.chunks, "lines": r.lines, "bytes": r.bytes, "wire_bytes": r.wire_bytes, "read_bytes": r.read_bytes,
         "retries": r.retries, "invalid_utf8_lines": r.invalid_utf8_lines,
         "redactions": r.redactions.0, "warnings": r.warnings, "session_ended": r.session_ended,
     })

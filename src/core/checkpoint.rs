@@ -36,7 +36,6 @@ pub struct FileMark {
 pub struct Checkpoint {
     pub version: u32,
     pub external_id: String,
-    pub backend_url: String,
     /// By file base name.
     pub files: BTreeMap<String, FileMark>,
     /// Agent ids referenced by lines before the offsets (a resumed instance
@@ -45,20 +44,20 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub fn new(external_id: &str, backend_url: &str) -> Self {
+    pub fn new(external_id: &str) -> Self {
         Checkpoint {
             version: VERSION,
             external_id: external_id.into(),
-            backend_url: backend_url.into(),
             ..Default::default()
         }
     }
 
     /// Parse a stored checkpoint; `None` for anything not ours or not for this session.
-    pub fn parse(bytes: &[u8], external_id: &str, backend_url: &str) -> Option<Checkpoint> {
+    /// (Where N lines end is a property of the file, not of a backend: the
+    /// engine checks the server's count separately.)
+    pub fn parse(bytes: &[u8], external_id: &str) -> Option<Checkpoint> {
         let c: Checkpoint = serde_json::from_slice(bytes).ok()?;
-        (c.version == VERSION && c.external_id == external_id && c.backend_url == backend_url)
-            .then_some(c)
+        (c.version == VERSION && c.external_id == external_id).then_some(c)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -162,7 +161,7 @@ mod tests {
 
     #[test]
     fn checkpoints_round_trip_and_refuse_other_sessions() {
-        let mut c = Checkpoint::new("s1", "https://x");
+        let mut c = Checkpoint::new("s1");
         c.files.insert(
             "s1.jsonl".into(),
             FileMark {
@@ -172,10 +171,9 @@ mod tests {
             },
         );
         let bytes = c.to_bytes();
-        assert_eq!(Checkpoint::parse(&bytes, "s1", "https://x"), Some(c));
-        assert_eq!(Checkpoint::parse(&bytes, "s2", "https://x"), None);
-        assert_eq!(Checkpoint::parse(&bytes, "s1", "https://y"), None);
-        assert_eq!(Checkpoint::parse(b"garbage", "s1", "https://x"), None);
+        assert_eq!(Checkpoint::parse(&bytes, "s1"), Some(c));
+        assert_eq!(Checkpoint::parse(&bytes, "s2"), None);
+        assert_eq!(Checkpoint::parse(b"garbage", "s1"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::client::Client;
 use super::config::SessionConfig;
 use super::discovery::{self, SessionLayout};
 use super::error::{ErrorKind, SyncError};
-use super::io::{Clock, FileStat, FileSystem, Method, ReadAt, Transport};
+use super::io::{Clock, CountingFs, FileStat, FileSystem, Method, ReadAt, Transport};
 use super::limits::{
     GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES,
     MAX_DISCOVERY_ROUNDS,
@@ -89,7 +89,8 @@ enum FileFailureKind {
 pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     config: SessionConfig,
     layout: SessionLayout,
-    fs: F,
+    /// Counts bytes read, for the report.
+    fs: CountingFs<F>,
     client: Client<T, C>,
     redactor: Redactor,
     session_id: Option<String>,
@@ -121,7 +122,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         Ok(Engine {
             config,
             layout,
-            fs,
+            fs: CountingFs::new(fs),
             client,
             redactor,
             session_id: None,
@@ -219,9 +220,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let Some(bytes) = self.fs.read_small(&path, checkpoint::MAX_CHECKPOINT_BYTES) else {
             return;
         };
-        if let Some(c) =
-            Checkpoint::parse(&bytes, &self.config.external_id, &self.config.backend_url)
-        {
+        if let Some(c) = Checkpoint::parse(&bytes, &self.config.external_id) {
             self.agent_ids.extend(
                 c.agent_ids
                     .iter()
@@ -237,7 +236,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let Some(path) = self.checkpoint_path() else {
             return;
         };
-        let mut c = Checkpoint::new(&self.config.external_id, &self.config.backend_url);
+        let mut c = Checkpoint::new(&self.config.external_id);
         for f in &self.files {
             if let Some(mark) = f.mark.filter(|m| m.lines == f.confirmed) {
                 c.files.insert(f.name.clone(), mark);
@@ -366,6 +365,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         self.client.new_operation();
         let wire_before = self.client.stats;
+        let read_before = self.fs.bytes_read();
         let mut report = SyncReport::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
         for _round in 0..MAX_DISCOVERY_ROUNDS {
@@ -385,6 +385,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         report.session_ended = self.meta.session_ended;
         self.save_checkpoint(&mut report);
         report.wire_bytes = self.client.stats.wire_bytes - wire_before.wire_bytes;
+        report.read_bytes = self.fs.bytes_read() - read_before;
         report.retries += self.client.stats.retries - wire_before.retries;
         Ok(report)
     }

@@ -117,3 +117,55 @@ pub trait Clock {
     /// A few random bits for retry jitter.
     fn jitter_seed(&mut self) -> u64;
 }
+
+/// A [`FileSystem`] that counts the bytes read through it, so a report can
+/// say what a sync cost in reads (a restart should read kilobytes).
+pub struct CountingFs<F> {
+    inner: F,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<F> CountingFs<F> {
+    pub fn new(inner: F) -> Self {
+        CountingFs {
+            inner,
+            read: Default::default(),
+        }
+    }
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.get()
+    }
+}
+
+pub struct CountingFile<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: ReadAt> ReadAt for CountingFile<R> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, String> {
+        let n = self.inner.read_at(buf, offset)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+    fn stat(&self) -> Result<FileStat, String> {
+        self.inner.stat()
+    }
+}
+
+impl<F: FileSystem> FileSystem for CountingFs<F> {
+    type File = CountingFile<F::File>;
+    fn open(&self, path: &str) -> Result<Self::File, String> {
+        Ok(CountingFile {
+            inner: self.inner.open(path)?,
+            read: self.read.clone(),
+        })
+    }
+    fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
+        self.inner.list_dir(path)
+    }
+    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        self.inner.write_file(path, bytes)
+    }
+}

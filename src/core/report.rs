@@ -42,6 +42,9 @@ pub struct SyncReport {
     pub lines: u64,
     pub bytes: u64,
     pub wire_bytes: u64,
+    /// Bytes read from files by this sync-all (after a restart: what finding
+    /// the resume point cost).
+    pub read_bytes: u64,
     pub retries: u32,
     pub invalid_utf8_lines: u64,
     pub redactions: RedactionCounts,

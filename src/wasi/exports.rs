@@ -196,6 +196,7 @@ fn wit_report(r: CoreReport) -> SyncReport {
         lines: r.lines,
         bytes: r.bytes,
         wire_bytes: r.wire_bytes,
+        read_bytes: r.read_bytes,
         retries: r.retries,
         invalid_utf8_lines: r.invalid_utf8_lines,
         redactions: r
