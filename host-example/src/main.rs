@@ -170,9 +170,15 @@ fn run_component(
 
     let mut folders = Vec::new();
     let mut external_id = None;
+    let mut argv = argv.to_vec();
     if let Some(path) = &transcript {
         let canonical = std::fs::canonicalize(path)
             .map_err(|e| Failure::Sync(format!("cannot open the transcript {path}: {e}")))?;
+        // The component sees the folder at its absolute path: give it the
+        // transcript's absolute path too (a relative one resolves nowhere).
+        if let Some(arg) = argv.iter_mut().find(|a| *a == path) {
+            *arg = canonical.to_string_lossy().into_owned();
+        }
         external_id = canonical
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned());
@@ -210,13 +216,16 @@ fn run_component(
     if let Some(state) = state_dir(host) {
         if std::fs::create_dir_all(&state).is_ok() {
             if let Ok(state) = std::fs::canonicalize(&state) {
-                env.push(("CONFAB_STATE_DIR".to_string(), state.to_string_lossy().into_owned()));
+                env.push((
+                    "CONFAB_STATE_DIR".to_string(),
+                    state.to_string_lossy().into_owned(),
+                ));
                 grant.read_write_dirs.push(state);
             }
         }
     }
     let ok = sandbox
-        .run_command(&grant, argv, &env, stdin)
+        .run_command(&grant, &argv, &env, stdin)
         .map_err(|e| {
             Failure::Sync(format!(
                 "the component stopped: {}",

@@ -228,4 +228,32 @@ mod tests {
         assert!(lines.is_empty());
         assert_eq!(off, 0);
     }
+
+    proptest::proptest! {
+        /// Whatever the bytes and read sizes: no panic, the complete lines come
+        /// out exactly, in order, and the offset lands just after the last `\n`.
+        #[test]
+        fn framing_any_bytes_gives_exactly_the_complete_lines(
+            data in proptest::collection::vec(proptest::prop_oneof![proptest::num::u8::ANY, proptest::strategy::Just(b'\n')], 0..2000),
+            read in 1usize..64,
+            max in 1usize..300,
+        ) {
+            let file = Mem(data.clone());
+            let mut r = LineReader::with_read_size(&file, 0, max, read);
+            let mut rebuilt = Vec::new();
+            loop {
+                match r.next_line().unwrap() {
+                    Next::Line(l) => { rebuilt.extend_from_slice(l); rebuilt.push(b'\n'); }
+                    Next::TooLong { size } => { rebuilt.extend(std::iter::repeat_n(b'?', size as usize)); rebuilt.push(b'\n'); }
+                    Next::End => break,
+                }
+            }
+            let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            proptest::prop_assert_eq!(r.offset(), complete as u64);
+            proptest::prop_assert_eq!(rebuilt.len(), complete);
+            for (a, b) in rebuilt.iter().zip(&data[..complete]) {
+                proptest::prop_assert!(a == b || *a == b'?');
+            }
+        }
+    }
 }

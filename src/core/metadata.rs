@@ -1309,4 +1309,28 @@ mod tests {
             assert!(f.first.is_some(), "{sub}");
         }
     }
+
+    proptest::proptest! {
+        /// Arbitrary text, and lines shaped like transcript lines with random
+        /// content: scanning never panics and every id found is valid.
+        #[test]
+        fn scanning_any_line_never_panics(
+            junk in ".{0,400}",
+            id in "[ -~]{0,20}",
+            text in ".{0,200}",
+        ) {
+            let wants = Wants { first_user_message: true, git_branch: true, cwd: true };
+            let _ = scan_line(&junk, wants);
+            let shaped = format!(
+                "{{\"type\":\"user\",\"message\":{{\"content\":{}}},\"toolUseResult\":{{\"agentId\":{}}}}}",
+                serde_json::to_string(&text).unwrap(),
+                serde_json::to_string(&id).unwrap()
+            );
+            let facts = scan_line(&shaped, wants);
+            for found in &facts.agent_ids {
+                proptest::prop_assert!(is_valid_agent_id(found));
+            }
+            let _ = sanitize_user_message(&junk, 64);
+        }
+    }
 }
