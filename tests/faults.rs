@@ -13,7 +13,12 @@ fn row(scenario: &str, faults: &str, report: &SyncReport, result: &str) {
 }
 
 fn chunk_fault(status: u16, retry_after_secs: Option<u64>, times: u32) -> Fault {
-    Fault::Status { path_prefix: "/api/v1/sync/chunk".into(), status, retry_after_secs, times }
+    Fault::Status {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        status,
+        retry_after_secs,
+        times,
+    }
 }
 
 fn assert_session(backend: &Backend, id: &str, transcript: &Path) {
@@ -34,7 +39,12 @@ fn storm_of_429_with_and_without_retry_after() {
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.retries >= 4);
     assert_session(&backend, SESSION_A, &transcript);
-    row("429 storm", "4 x 429 (2 with Retry-After: 1)", &report, "complete");
+    row(
+        "429 storm",
+        "4 x 429 (2 with Retry-After: 1)",
+        &report,
+        "complete",
+    );
 }
 
 #[test]
@@ -45,12 +55,22 @@ fn bursts_of_5xx_on_chunks_and_init() {
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     backend.inject(chunk_fault(500, None, 1));
     backend.inject(chunk_fault(502, None, 1));
-    backend.inject(Fault::Status { path_prefix: "/api/v1/sync/init".into(), status: 503, retry_after_secs: None, times: 1 });
+    backend.inject(Fault::Status {
+        path_prefix: "/api/v1/sync/init".into(),
+        status: 503,
+        retry_after_secs: None,
+        times: 1,
+    });
     let report = s.sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_session(&backend, SESSION_B, &transcript);
     assert_eq!(s.sync().lines, 0, "nothing left, nothing twice");
-    row("5xx bursts", "500, 502 on chunks; 503 on the state re-read", &report, "complete");
+    row(
+        "5xx bursts",
+        "500, 502 on chunks; 503 on the state re-read",
+        &report,
+        "complete",
+    );
 }
 
 #[test]
@@ -59,12 +79,20 @@ fn answers_lost_after_the_server_stored_the_chunk() {
     let ws = Workspace::new();
     let transcript = big(&ws, "lost.jsonl", 30 << 20);
     let mut s = Synced::start(&backend, config(&backend, &transcript));
-    backend.inject(Fault::LoseAnswer { path_prefix: "/api/v1/sync/chunk".into(), times: 2 });
+    backend.inject(Fault::LoseAnswer {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        times: 2,
+    });
     let report = s.sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.retries >= 2);
     assert_stored(&backend, "lost", &transcript);
-    row("answer lost after storing", "2 chunk answers dropped after the store", &report, "complete, no duplicate");
+    row(
+        "answer lost after storing",
+        "2 chunk answers dropped after the store",
+        &report,
+        "complete, no duplicate",
+    );
 }
 
 #[test]
@@ -75,7 +103,9 @@ fn backend_down_then_back() {
     let gone = backend();
     let mut cfg = config(&gone, &transcript);
     gone.shutdown();
-    let mut instance = sandbox().instantiate(&Grant::new(vec![ws.path()], &cfg.backend_url)).unwrap();
+    let mut instance = sandbox()
+        .instantiate(&Grant::new(vec![ws.path()], &cfg.backend_url))
+        .unwrap();
     let session = instance.open(&cfg).unwrap().unwrap();
     match instance.init(session).unwrap() {
         Err(SyncError::Transport(m)) => assert!(m.contains("cannot reach"), "{m}"),
@@ -85,26 +115,47 @@ fn backend_down_then_back() {
     cfg.backend_url = live.url();
     let report = Synced::start(&live, cfg).sync();
     assert_session(&live, SESSION_A, &transcript);
-    row("backend down, then back", "connection refused on init", &report, "transport error, then complete");
+    row(
+        "backend down, then back",
+        "connection refused on init",
+        &report,
+        "transport error, then complete",
+    );
 }
 
 #[test]
 fn backend_restarted_mid_session_loses_nothing_it_acknowledged() {
     let mirror = tempfile::tempdir().unwrap();
     let start = || {
-        Backend::start(BackendConfig { api_keys: vec![KEY.into()], mirror_dir: Some(mirror.path().into()), ..Default::default() }).unwrap()
+        Backend::start(BackendConfig {
+            api_keys: vec![KEY.into()],
+            mirror_dir: Some(mirror.path().into()),
+            ..Default::default()
+        })
+        .unwrap()
     };
     let ws = Workspace::new();
     let transcript = ws.copy_session(SESSION_B);
     let first = start();
     Synced::start(&first, config(&first, &transcript)).sync();
     first.shutdown();
-    append(&transcript, b"{\"type\":\"assistant\",\"after\":\"restart\"}\n");
+    append(
+        &transcript,
+        b"{\"type\":\"assistant\",\"after\":\"restart\"}\n",
+    );
     let second = start();
     let report = Synced::start(&second, config(&second, &transcript)).sync();
-    assert_eq!(report.lines, 1, "only the new line: the restarted backend kept the rest");
+    assert_eq!(
+        report.lines, 1,
+        "only the new line: the restarted backend kept the rest"
+    );
     assert_session(&second, SESSION_B, &transcript);
-    row("backend restarted mid-session", "restart between syncs", &report, "complete");
+    row(
+        "backend restarted mid-session",
+        "restart between syncs",
+        &report,
+        "complete",
+    );
 }
 
 #[test]
@@ -113,10 +164,19 @@ fn a_slow_answer_is_waited_for_within_the_timeout() {
     let ws = Workspace::new();
     let transcript = ws.copy_file("tool_heavy.jsonl", "slow.jsonl");
     let mut s = Synced::start(&backend, config(&backend, &transcript));
-    backend.inject(Fault::Delay { path_prefix: "/api/v1/sync/chunk".into(), millis: 1500, times: 1 });
+    backend.inject(Fault::Delay {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        millis: 1500,
+        times: 1,
+    });
     let report = s.sync();
     assert_stored(&backend, "slow", &transcript);
-    row("slow answer (1.5 s)", "delay on a chunk", &report, "complete");
+    row(
+        "slow answer (1.5 s)",
+        "delay on a chunk",
+        &report,
+        "complete",
+    );
 }
 
 #[test]
@@ -125,11 +185,18 @@ fn appended_while_a_sync_runs() {
     let ws = Workspace::new();
     let transcript = ws.copy_file("tool_heavy.jsonl", "growing.jsonl");
     let mut s = Synced::start(&backend, config(&backend, &transcript));
-    backend.inject(Fault::Delay { path_prefix: "/api/v1/sync/chunk".into(), millis: 800, times: 1 });
+    backend.inject(Fault::Delay {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        millis: 800,
+        times: 1,
+    });
     let path = transcript.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        append(&path, b"{\"type\":\"assistant\",\"during\":1}\n{\"type\":\"assistant\",\"part");
+        append(
+            &path,
+            b"{\"type\":\"assistant\",\"during\":1}\n{\"type\":\"assistant\",\"part",
+        );
     });
     let first = s.sync();
     writer.join().unwrap();
@@ -137,7 +204,12 @@ fn appended_while_a_sync_runs() {
     let report = s.sync();
     assert!(first.failed.is_empty() && report.failed.is_empty());
     assert_stored(&backend, "growing", &transcript);
-    row("appended during a sync", "800 ms delay while lines (one torn) arrive", &report, "complete, no torn line");
+    row(
+        "appended during a sync",
+        "800 ms delay while lines (one torn) arrive",
+        &report,
+        "complete, no torn line",
+    );
 }
 
 #[test]
@@ -154,12 +226,29 @@ fn truncated_or_rewritten_files_are_reported_not_uploaded() {
     bytes.extend_from_slice(b"{\"type\":\"assistant\",\"x\":1}\n");
     std::fs::write(&transcript, &bytes).unwrap();
     let report = s.sync();
-    assert!(matches!(&report.failed[..], [f] if matches!(&f.error, SyncError::InvalidInput(m) if m.contains("rewritten"))), "{:?}", report.failed);
+    assert!(
+        matches!(&report.failed[..], [f] if matches!(&f.error, SyncError::InvalidInput(m) if m.contains("rewritten"))),
+        "{:?}",
+        report.failed
+    );
     std::fs::write(&transcript, b"{\"short\":1}\n").unwrap();
     let truncated = s.sync();
-    assert!(matches!(&truncated.failed[..], [f] if matches!(&f.error, SyncError::InvalidInput(m) if m.contains("truncated"))), "{:?}", truncated.failed);
-    assert_eq!(backend.file("rewritten", "rewritten.jsonl").unwrap(), stored, "nothing of it went up");
-    row("file rewritten / truncated", "a byte changed below the offset; then truncated", &report, "reported, nothing uploaded");
+    assert!(
+        matches!(&truncated.failed[..], [f] if matches!(&f.error, SyncError::InvalidInput(m) if m.contains("truncated"))),
+        "{:?}",
+        truncated.failed
+    );
+    assert_eq!(
+        backend.file("rewritten", "rewritten.jsonl").unwrap(),
+        stored,
+        "nothing of it went up"
+    );
+    row(
+        "file rewritten / truncated",
+        "a byte changed below the offset; then truncated",
+        &report,
+        "reported, nothing uploaded",
+    );
 }
 
 #[test]
@@ -170,21 +259,44 @@ fn a_deleted_subagent_file_and_a_symlink_leaving_the_folder() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.jsonl"), b"{\"outside\":true}\n").unwrap();
     let sub = transcript.with_extension("").join("subagents");
-    std::os::unix::fs::symlink(outside.path().join("secret.jsonl"), sub.join("agent-escape1.jsonl")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.jsonl"),
+        sub.join("agent-escape1.jsonl"),
+    )
+    .unwrap();
     let mut s = Synced::start(&backend, config(&backend, &transcript));
     let report = s.sync();
     let failed: Vec<&str> = report.failed.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(failed, ["agent-escape1.jsonl"], "the symlink is refused by the sandbox, the rest syncs");
+    assert_eq!(
+        failed,
+        ["agent-escape1.jsonl"],
+        "the symlink is refused by the sandbox, the rest syncs"
+    );
     assert!(matches!(&report.failed[0].error, SyncError::Io(_)));
     assert!(backend.file(SESSION_A, "agent-escape1.jsonl").is_none());
     std::fs::remove_file(sub.join("agent-escape1.jsonl")).unwrap();
     std::fs::remove_file(sub.join("agent-acompact-fffbd0.jsonl")).unwrap();
-    append(&transcript, b"{\"type\":\"assistant\",\"after\":\"delete\"}\n");
+    append(
+        &transcript,
+        b"{\"type\":\"assistant\",\"after\":\"delete\"}\n",
+    );
     let after = s.sync();
     assert_eq!(after.lines, 1, "the transcript still syncs");
-    assert!(after.failed.iter().any(|f| f.name == "agent-acompact-fffbd0.jsonl"), "the deleted file is reported: {:?}", after.failed);
+    assert!(
+        after
+            .failed
+            .iter()
+            .any(|f| f.name == "agent-acompact-fffbd0.jsonl"),
+        "the deleted file is reported: {:?}",
+        after.failed
+    );
     assert_stored(&backend, SESSION_A, &transcript);
-    row("symlink out of the folder; file deleted", "sandbox refusal; missing file", &report, "reported, the rest complete");
+    row(
+        "symlink out of the folder; file deleted",
+        "sandbox refusal; missing file",
+        &report,
+        "reported, the rest complete",
+    );
 }
 
 /// Real lines repeated to at least `min` bytes.
@@ -207,12 +319,24 @@ fn hostile_and_broken_input() {
     hostile.extend_from_slice(b"{\"type\":\"assistant\",\"crlf\":1}\r\n");
     hostile.extend_from_slice(b"{\"nul\":\"a\0b\"}\n");
     hostile.extend_from_slice(b"\n");
-    for id in ["../x", "a/b", "/abs/path", "\u{00e9}t\u{00e9}\u{00e9}\u{00e9}\u{00e9}", &"z".repeat(300)] {
-        let line = format!("{{\"type\":\"user\",\"toolUseResult\":{{\"agentId\":{}}}}}\n", serde_json::to_string(id).unwrap());
+    for id in [
+        "../x",
+        "a/b",
+        "/abs/path",
+        "\u{00e9}t\u{00e9}\u{00e9}\u{00e9}\u{00e9}",
+        &"z".repeat(300),
+    ] {
+        let line = format!(
+            "{{\"type\":\"user\",\"toolUseResult\":{{\"agentId\":{}}}}}\n",
+            serde_json::to_string(id).unwrap()
+        );
         hostile.extend_from_slice(line.as_bytes());
     }
     for n in 0..10_000 {
-        hostile.extend_from_slice(format!("{{\"type\":\"user\",\"toolUseResult\":{{\"agentId\":\"id{n:06}\"}}}}\n").as_bytes());
+        hostile.extend_from_slice(
+            format!("{{\"type\":\"user\",\"toolUseResult\":{{\"agentId\":\"id{n:06}\"}}}}\n")
+                .as_bytes(),
+        );
     }
     let transcript = ws.write("hostile.jsonl", &hostile);
     let invalid = ws.write("invalid.jsonl", b"{\"bad\":\"\xff\xfe\"}\n{\"ok\":1}\n");
@@ -226,13 +350,21 @@ fn hostile_and_broken_input() {
 
     let report = Synced::start(&backend, config(&backend, &transcript)).sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(backend.file_names("hostile"), ["hostile.jsonl"], "no id became a path");
+    assert_eq!(
+        backend.file_names("hostile"),
+        ["hostile.jsonl"],
+        "no id became a path"
+    );
     assert_stored(&backend, "hostile", &transcript);
 
     let r = Synced::start(&backend, config(&backend, &invalid)).sync();
     assert_eq!(r.invalid_utf8_lines, 1);
     let expected = String::from_utf8_lossy(&std::fs::read(&invalid).unwrap()).into_owned();
-    assert_eq!(backend.file("invalid", "invalid.jsonl").unwrap(), expected.as_bytes(), "invalid bytes replaced by U+FFFD");
+    assert_eq!(
+        backend.file("invalid", "invalid.jsonl").unwrap(),
+        expected.as_bytes(),
+        "invalid bytes replaced by U+FFFD"
+    );
 
     for (file, id) in [(&empty, "empty"), (&partial, "partial")] {
         let r = Synced::start(&backend, config(&backend, file)).sync();

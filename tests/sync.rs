@@ -508,3 +508,82 @@ fn stats_reset_and_github_links() {
         "after reset, init learns the server already has everything"
     );
 }
+
+#[test]
+fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let secrets = [
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+        "hunter2-is-my-password",
+        "cfb_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+    ];
+    let source = std::fs::read(&transcript).unwrap();
+    let mut planted = Vec::new();
+    for (n, line) in source.split_inclusive(|&b| b == b'\n').enumerate() {
+        planted.extend_from_slice(line);
+        if n % 200 == 0 {
+            let secret_line = format!(
+                "{{\"type\":\"user\",\"message\":{{\"role\":\"user\",\"content\":\"deploy with {} and {}\"}},\"config\":{{\"password\":\"{}\",\"key\":\"{}\"}},\"uuid\":\"planted-{n}\"}}\n",
+                secrets[0], secrets[1], secrets[2], secrets[3]
+            );
+            planted.extend_from_slice(secret_line.as_bytes());
+        }
+    }
+    std::fs::write(&transcript, &planted).unwrap();
+    let mut cfg = config(&backend, &transcript);
+    cfg.redaction = RedactionSettings {
+        enabled: true,
+        use_default_patterns: true,
+        patterns: vec![],
+    };
+    let report = Synced::start(&backend, cfg).sync();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let redacted: u64 = report.redactions.iter().map(|c| c.count).sum();
+    assert!(
+        redacted >= 4 * 9,
+        "each planted line holds 4 secrets: {:?}",
+        report.redactions
+    );
+
+    let stored = backend
+        .file(SESSION_B, &format!("{SESSION_B}.jsonl"))
+        .unwrap();
+    let stored_lines: Vec<&[u8]> = stored
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let source_lines: Vec<&[u8]> = planted
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(stored_lines.len(), source_lines.len());
+    for (stored, source) in stored_lines.iter().zip(&source_lines) {
+        let text = String::from_utf8_lossy(stored);
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "a secret reached the backend: {text}"
+            );
+        }
+        serde_json::from_slice::<serde_json::Value>(stored)
+            .expect("every stored line is valid JSON");
+        let held_secret = secrets
+            .iter()
+            .any(|s| String::from_utf8_lossy(source).contains(s));
+        if !held_secret {
+            assert_eq!(
+                stored, source,
+                "a line without secrets must be uploaded byte-for-byte"
+            );
+        } else {
+            assert!(text.contains("[REDACTED:"), "{text}");
+        }
+    }
+    // The subagent files held no secret: identical.
+    for agent in &session_files(&transcript)[1..] {
+        assert_stored(&backend, SESSION_B, agent);
+    }
+}

@@ -134,7 +134,9 @@ impl Sandbox {
 
     fn store(&self, grant: &Grant, mut wasi: WasiCtxBuilder) -> Result<Store<HostState>> {
         for dir in &grant.read_write_dirs {
-            let guest = dir.to_str().ok_or_else(|| format_err!("folder path is not UTF-8: {}", dir.display()))?;
+            let guest = dir
+                .to_str()
+                .ok_or_else(|| format_err!("folder path is not UTF-8: {}", dir.display()))?;
             wasi.preopened_dir(dir, guest, FsPerms::ReadWrite)
                 .with_context(|| format!("cannot grant the state folder {}", dir.display()))?;
         }
