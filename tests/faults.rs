@@ -99,10 +99,11 @@ fn answers_lost_after_the_server_stored_the_chunk() {
 fn backend_down_then_back() {
     let ws = Workspace::new();
     let transcript = ws.copy_session(SESSION_A);
-    // Nobody listens on the port of a backend that was stopped.
-    let gone = backend();
-    let mut cfg = config(&gone, &transcript);
-    gone.shutdown();
+    // Port 1: nobody listens there (a stopped backend's port could be reused
+    // at once by a parallel test's backend).
+    let live = backend();
+    let mut cfg = config(&live, &transcript);
+    cfg.backend_url = "http://127.0.0.1:1".into();
     let mut instance = sandbox()
         .instantiate(&Grant::new(vec![ws.path()], &cfg.backend_url))
         .unwrap();
@@ -111,7 +112,6 @@ fn backend_down_then_back() {
         Err(SyncError::Transport(m)) => assert!(m.contains("cannot reach"), "{m}"),
         other => panic!("expected a transport error, got {other:?}"),
     }
-    let live = backend();
     cfg.backend_url = live.url();
     let report = Synced::start(&live, cfg).sync();
     assert_session(&live, SESSION_A, &transcript);
