@@ -216,6 +216,15 @@ fn run_component(
     if let Some(state) = state_dir(host) {
         if std::fs::create_dir_all(&state).is_ok() {
             if let Ok(state) = std::fs::canonicalize(&state) {
+                // The one writable folder must not hold a folder granted
+                // read-only: through it, the transcripts would be writable.
+                if let Some(folder) = grant.read_only_dirs.iter().find(|f| f.starts_with(&state)) {
+                    return Err(Failure::Usage(format!(
+                        "the state folder {} holds the transcript's folder {}, which must stay read-only: choose another --state-dir (or CONFAB_STATE_DIR)",
+                        state.display(),
+                        folder.display()
+                    )));
+                }
                 env.push((
                     "CONFAB_STATE_DIR".to_string(),
                     state.to_string_lossy().into_owned(),
@@ -227,9 +236,11 @@ fn run_component(
     let ok = sandbox
         .run_command(&grant, &argv, &env, stdin)
         .map_err(|e| {
+            // The top of a trap's error is "error while executing at wasm
+            // backtrace:"; the cause (e.g. "wasm trap: interrupt") is at the root.
             Failure::Sync(format!(
                 "the component stopped: {}",
-                first_line(&e.to_string())
+                first_line(&e.root_cause().to_string())
             ))
         })?;
     if let (Some(backend), Some(id)) = (&local, external_id) {

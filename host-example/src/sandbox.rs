@@ -129,7 +129,15 @@ impl Sandbox {
         let mut store = self.store(grant, wasi)?;
         let instance = self.linker.instantiate(&mut store, &self.component)?;
         let command = Command::new(&mut store, &instance)?;
-        Ok(command.wasi_cli_run().call_run(&mut store)?.is_ok())
+        match command.wasi_cli_run().call_run(&mut store) {
+            Ok(result) => Ok(result.is_ok()),
+            // `wasi:cli/exit` (e.g. Rust's `std::process::exit`) ends the run
+            // with a status; it is not a trap.
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => Ok(exit.0 == 0),
+                None => Err(e),
+            },
+        }
     }
 
     fn store(&self, grant: &Grant, mut wasi: WasiCtxBuilder) -> Result<Store<HostState>> {
@@ -377,6 +385,12 @@ impl WasiHttpHooks for OriginPolicy {
         Box::new(async move {
             use http_body_util::BodyExt;
             if !allowed {
+                // Take in (and throw away) the body the guest is writing before
+                // refusing, so that it sees the refusal itself rather than a
+                // body stream closed under it (read as a lost answer). Bounded:
+                // a guest that never finishes its body is refused after 5 s.
+                let drain = request.into_body().collect();
+                let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

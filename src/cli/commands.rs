@@ -37,6 +37,11 @@ impl Timeouts {
 /// Total retry waiting a hook may spend.
 pub const HOOK_WAIT_BUDGET: Duration = Duration::from_secs(3);
 
+/// A hook's requests and retry waits all end this long after it starts,
+/// whatever the backend does (one that accepts and never answers included):
+/// Claude Code waits for its hooks, and the issue allows 10 s.
+pub const HOOK_TIME_LIMIT: Duration = Duration::from_secs(9);
+
 /// What a command needs from where it runs.
 pub trait Platform {
     type Fs: FileSystem;
@@ -45,6 +50,10 @@ pub trait Platform {
     fn fs(&self) -> Self::Fs;
     fn transport(&self, timeouts: Timeouts) -> Self::Transport;
     fn clock(&self) -> Self::Clock;
+    /// From now on, transports and clocks made by this platform stop at
+    /// `limit` from now: a request gets at most the time left, a retry wait
+    /// ends at the deadline, and no request starts after it.
+    fn set_time_limit(&mut self, limit: Duration);
     fn env(&self, key: &str) -> Option<String>;
     fn read_stdin(&mut self) -> Vec<u8>;
     fn stdout(&self, text: &str);
@@ -204,6 +213,7 @@ fn sync<P: Platform>(p: &mut P, a: &SyncArgs) -> Exit {
 
 fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
     let stdin = p.read_stdin();
+    p.set_time_limit(HOOK_TIME_LIMIT);
     let say = |p: &P, m: &str| p.stderr(&format!("confab-sync hook: {m}\n"));
     let input = match HookInput::parse(&stdin) {
         Ok(i) => i,
@@ -240,7 +250,10 @@ fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
         }
     };
     for f in &report.failed {
-        say(p, &format!("{}: {}", f.name, f.error.message));
+        say(
+            p,
+            &format!("{}; not synced (it will be on the next hook or sync)", f.describe()),
+        );
     }
     if input.is_session_end() {
         let payload = String::from_utf8_lossy(&stdin);
@@ -282,10 +295,7 @@ fn watch<P: Platform>(p: &mut P, a: &SyncArgs, interval_ms: u64, idle_exit_ms: u
                 Ok(report) => {
                     last_ok = report.is_success();
                     for f in &report.failed {
-                        p.stderr(&format!(
-                            "confab-sync watch: {}: {}\n",
-                            f.name, f.error.message
-                        ));
+                        p.stderr(&format!("confab-sync watch: {}\n", f.describe()));
                     }
                     if report.lines > 0 {
                         total += report.lines;

@@ -65,7 +65,7 @@ pub fn report_human(r: &SyncReport) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     for f in &r.failed {
-        out.push_str(&format!("failed: {}: {}\n", f.name, f.error.message));
+        out.push_str(&format!("failed: {}\n", f.describe()));
     }
     out
 }

@@ -34,6 +34,18 @@ pub struct FileFailure {
     pub error: SyncError,
 }
 
+impl FileFailure {
+    /// `<name>: <why>`, for a person: the file named once, whether or not
+    /// the error's own message already starts with it.
+    pub fn describe(&self) -> String {
+        let message = &self.error.message;
+        match message.strip_prefix(self.name.as_str()) {
+            Some(rest) if rest.starts_with(": ") => message.clone(),
+            _ => format!("{}: {message}", self.name),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     pub files: Vec<FileReport>,
@@ -75,4 +87,28 @@ pub struct Progress<'a> {
     pub lines: u64,
     /// Line bytes uploaded by this sync-all so far, all files.
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_names_its_file_once() {
+        let own = FileFailure {
+            name: "a.jsonl".into(),
+            error: SyncError::input("a.jsonl: line 3 is too long"),
+        };
+        assert_eq!(own.describe(), "a.jsonl: line 3 is too long");
+        let bare = FileFailure {
+            name: "a.jsonl".into(),
+            error: SyncError::input("line 3 is too long"),
+        };
+        assert_eq!(bare.describe(), "a.jsonl: line 3 is too long");
+        let other = FileFailure {
+            name: "a.jsonl".into(),
+            error: SyncError::input("a.jsonl.bak: gone"),
+        };
+        assert_eq!(other.describe(), "a.jsonl: a.jsonl.bak: gone");
+    }
 }

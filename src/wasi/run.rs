@@ -5,32 +5,62 @@
 
 use super::{WasiClock, WasiFs, WasiHttp};
 use crate::cli::commands::{self, Exit, Platform, Timeouts};
+use crate::core::io::{Clock, HttpRequest, HttpResponse, Transport, TransportError};
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
+use wasi::clocks::monotonic_clock;
 
 /// Hook input is small; more than this on stdin is not a hook input.
 const MAX_STDIN_BYTES: u64 = 1 << 20;
 
-struct WasiPlatform;
+#[derive(Default)]
+struct WasiPlatform {
+    deadline: Option<Deadline>,
+}
+
+/// When a command's network work must end (see [`Platform::set_time_limit`]).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    /// Monotonic clock, nanoseconds.
+    at: u64,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// Time left, `None` once passed.
+    fn left(&self) -> Option<Duration> {
+        let now = monotonic_clock::now();
+        (now < self.at).then(|| Duration::from_nanos(self.at - now))
+    }
+}
 
 impl Platform for WasiPlatform {
     type Fs = WasiFs;
-    type Transport = WasiHttp;
-    type Clock = WasiClock;
+    type Transport = BoundedHttp;
+    type Clock = BoundedClock;
 
     fn fs(&self) -> WasiFs {
         WasiFs::new()
     }
-    fn transport(&self, t: Timeouts) -> WasiHttp {
-        WasiHttp {
-            connect_timeout: t.connect,
-            first_byte_timeout: t.first_byte,
-            between_bytes_timeout: Duration::from_secs(30),
+    fn transport(&self, t: Timeouts) -> BoundedHttp {
+        BoundedHttp {
+            timeouts: t,
+            deadline: self.deadline,
+            last_error: None,
         }
     }
-    fn clock(&self) -> WasiClock {
-        WasiClock
+    fn clock(&self) -> BoundedClock {
+        BoundedClock {
+            deadline: self.deadline,
+        }
+    }
+    fn set_time_limit(&mut self, limit: Duration) {
+        let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.deadline = Some(Deadline {
+            at: monotonic_clock::now().saturating_add(nanos),
+            limit,
+        });
     }
     fn env(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
@@ -58,12 +88,77 @@ impl Platform for WasiPlatform {
     }
 }
 
+/// `wasi:http` with the platform's deadline: each request gets at most the
+/// time left, and none starts once it has passed.
+struct BoundedHttp {
+    timeouts: Timeouts,
+    deadline: Option<Deadline>,
+    /// What went wrong last, to say why the deadline was reached.
+    last_error: Option<String>,
+}
+
+impl Transport for BoundedHttp {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let left = match self.deadline {
+            None => None,
+            Some(d) => match d.left() {
+                Some(left) => Some(left),
+                None => {
+                    let last = self
+                        .last_error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!("{e}; "));
+                    // Nothing was sent: "not connected" is the truth, and safe.
+                    return Err(TransportError::Connect(format!(
+                        "{last}gave up after {} s (a hook must not keep the agent waiting)",
+                        d.limit.as_secs()
+                    )));
+                }
+            },
+        };
+        let cap = |t: Duration| left.map_or(t, |l| t.min(l));
+        let mut http = WasiHttp {
+            connect_timeout: cap(self.timeouts.connect),
+            first_byte_timeout: cap(self.timeouts.first_byte),
+            between_bytes_timeout: cap(Duration::from_secs(30)),
+        };
+        let result = http.send(request);
+        if let Err(TransportError::Connect(m) | TransportError::Lost(m)) = &result {
+            self.last_error = Some(m.clone());
+        }
+        result
+    }
+}
+
+/// The WASI clock; with a deadline, no wait lasts beyond it.
+struct BoundedClock {
+    deadline: Option<Deadline>,
+}
+
+impl Clock for BoundedClock {
+    fn sleep(&mut self, duration: Duration) {
+        let duration = match self.deadline {
+            Some(d) => duration.min(d.left().unwrap_or(Duration::ZERO)),
+            None => duration,
+        };
+        if !duration.is_zero() {
+            WasiClock.sleep(duration);
+        }
+    }
+    fn now(&self) -> Duration {
+        WasiClock.now()
+    }
+    fn jitter_seed(&mut self) -> u64 {
+        WasiClock.jitter_seed()
+    }
+}
+
 struct Cli;
 
 impl wasi::exports::cli::run::Guest for Cli {
     fn run() -> Result<(), ()> {
         let argv: Vec<String> = std::env::args().skip(1).collect();
-        match commands::run(&mut WasiPlatform, &argv) {
+        match commands::run(&mut WasiPlatform::default(), &argv) {
             Exit::Success => Ok(()),
             Exit::Failure => Err(()),
         }
