@@ -216,3 +216,191 @@ pub fn chunks(requests: &[RequestRecord]) -> Vec<&RequestRecord> {
         .filter(|r| r.path == "/api/v1/sync/chunk" && r.status == 200)
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Child processes (the real `wasmtime` CLI, `confab-host`) and the write probe.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The real wasmtime CLI: `$WASMTIME`, else `wasmtime` on PATH, else
+/// `$CARGO_HOME/bin` or `~/.cargo/bin` (where `scripts/setup` installs it).
+pub fn wasmtime_cli() -> PathBuf {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let mut candidates: Vec<PathBuf> = Vec::new();
+            if let Some(p) = std::env::var_os("WASMTIME") {
+                candidates.push(p.into());
+            }
+            if let Some(path) = std::env::var_os("PATH") {
+                candidates.extend(std::env::split_paths(&path).map(|d| d.join("wasmtime")));
+            }
+            if let Some(home) = std::env::var_os("CARGO_HOME") {
+                candidates.push(PathBuf::from(home).join("bin/wasmtime"));
+            }
+            if let Some(home) = std::env::var_os("HOME") {
+                candidates.push(PathBuf::from(home).join(".cargo/bin/wasmtime"));
+            }
+            candidates.into_iter().find(|p| p.is_file()).expect(
+                "the wasmtime CLI is missing: run scripts/setup (cargo install --locked wasmtime-cli@48.0.8)",
+            )
+        })
+        .clone()
+}
+
+/// The `confab-host` binary; `scripts/test-all` builds it before the tests run.
+pub fn confab_host_path() -> PathBuf {
+    let path = root().join("target/release/confab-host");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test-all, or `cargo build --release -p confab-host`",
+        path.display()
+    );
+    path
+}
+
+/// A child process that is killed if the test lets go of it early (a
+/// failed assertion must not leave a `wasmtime run` behind).
+pub struct Running {
+    child: Option<Child>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// How a child ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// `None`: it was still running at the limit and was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    /// The exit code, if it exited by itself.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+}
+
+impl Running {
+    /// Start `cmd` with `stdin` as its whole standard input.
+    pub fn spawn(mut cmd: Command, stdin: &[u8]) -> Running {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let mut input = child.stdin.take().unwrap();
+        let bytes = stdin.to_vec();
+        std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+        });
+        let drain = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                buf
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        Running {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("not waited for yet");
+        child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Wait until it exits by itself, or kill it at `limit`.
+    pub fn wait_up_to(mut self, limit: Duration) -> Finished {
+        let mut child = self.child.take().expect("not waited for yet");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break Some(status);
+            }
+            if start.elapsed() >= limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Finished {
+            status,
+            stdout: self.stdout.take().unwrap().join().unwrap_or_default(),
+            stderr: self.stderr.take().unwrap().join().unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Run to the end, killed after `limit` if it has not exited by then.
+pub fn run_bounded(cmd: Command, stdin: &[u8], limit: Duration) -> Finished {
+    Running::spawn(cmd, stdin).wait_up_to(limit)
+}
+
+/// Poll `check` every 20 ms until it holds or `limit` passes; whether it held.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The write probe (`tests/probe`): a wasm32-wasip2 command that tries to
+/// write into its transcript's folder through wasi:filesystem. Built here
+/// (std only, no dependencies, its own target folder) on first use.
+pub fn write_probe() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = root().join("target/probe");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "--release", "--locked"])
+                .args(["--target", "wasm32-wasip2", "--manifest-path"])
+                .arg(root().join("tests/probe/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .output()
+                .expect("run cargo to build the write probe");
+            assert!(
+                out.status.success(),
+                "building tests/probe failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.join("wasm32-wasip2/release/confab-write-probe.wasm")
+        })
+        .clone()
+}
