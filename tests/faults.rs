@@ -179,6 +179,70 @@ fn a_slow_answer_is_waited_for_within_the_timeout() {
     );
 }
 
+/// An answer slower than the request timeout, for a chunk the server has
+/// already stored. `confab-host hook` (first byte within 8 s, everything
+/// over within 9 s) stops waiting; it either re-reads the server's state in
+/// the time left or gives up with one line, and exits 0 either way. The
+/// next sync finds the chunk stored and sends nothing twice.
+#[test]
+fn an_answer_past_the_timeout_is_given_up_and_nothing_is_sent_twice() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let state = Workspace::new();
+    let transcript = ws.copy_file("tool_heavy.jsonl", "late.jsonl");
+    backend.inject(Fault::SlowAnswer {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        millis: 12_000,
+        times: 1,
+    });
+    let url = backend.url();
+    let confab_host = |args: &[&str], stdin: &[u8]| {
+        let mut cmd = std::process::Command::new(confab_host_path());
+        cmd.env_clear()
+            .env("HOME", ws.path())
+            .env("CONFAB_COMPONENT", component_path())
+            .env("XDG_CACHE_HOME", root().join("target/confab-host-cache"))
+            .env("XDG_STATE_HOME", state.path())
+            .env("CONFAB_BACKEND_URL", &url)
+            .env("CONFAB_API_KEY", KEY)
+            .args(args);
+        run_bounded(cmd, stdin, std::time::Duration::from_secs(60))
+    };
+    let input = serde_json::json!({
+        "session_id": "late",
+        "transcript_path": transcript,
+        "cwd": "/home/u/repo",
+        "hook_event_name": "Stop",
+    })
+    .to_string();
+    let started = std::time::Instant::now();
+    let hook = confab_host(&["hook"], input.as_bytes());
+    let took = started.elapsed();
+    let err = hook.stderr_text();
+    assert_eq!(hook.code(), Some(0), "a hook never fails the agent: {err}");
+    assert!(
+        took < std::time::Duration::from_secs(11),
+        "the hook waited {took:?} for an answer due in 12 s"
+    );
+    let gave_up = !err.trim().is_empty();
+    if gave_up {
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("not synced"), "{err}");
+    }
+
+    let sync = confab_host(&["sync", transcript.to_str().unwrap(), "--json"], b"");
+    assert_eq!(sync.code(), Some(0), "{}", sync.stderr_text());
+    let report: serde_json::Value = serde_json::from_slice(&sync.stdout).unwrap();
+    assert_stored(&backend, "late", &transcript);
+    assert_eq!(report["lines"], 0, "the slow chunk held it all: {report}");
+    assert_eq!(chunks(&backend.requests()).len(), 1, "one chunk, stored once");
+    println!(
+        "| answer past the timeout | a chunk stored at once but answered after 12 s, past the hook's 8 s first-byte timeout and 9 s limit | {} | the hook stops waiting ({}), exit 0; the next sync finds the chunk stored and sends nothing twice |",
+        report["retries"],
+        if gave_up { "gave up, one line" } else { "re-read the server's state in time" }
+    );
+}
+
 #[test]
 fn appended_while_a_sync_runs() {
     let backend = backend();

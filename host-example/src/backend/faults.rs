@@ -18,6 +18,9 @@ pub enum Action {
     LoseAnswer,
     /// Sleep this long, then process normally.
     Delay { millis: u64 },
+    /// Process and store at once, then sleep this long before answering: a
+    /// client that gives up first never learns that its chunk was stored.
+    SlowAnswer { millis: u64 },
 }
 
 impl Action {
@@ -27,6 +30,7 @@ impl Action {
             Action::Status { status, .. } => format!("status {status}"),
             Action::LoseAnswer => "lose_answer".to_string(),
             Action::Delay { millis } => format!("delay {millis}ms"),
+            Action::SlowAnswer { millis } => format!("slow answer {millis}ms"),
         }
     }
 }
@@ -41,7 +45,8 @@ impl FaultQueue {
         let times = match &fault {
             Fault::Status { times, .. }
             | Fault::LoseAnswer { times, .. }
-            | Fault::Delay { times, .. } => *times,
+            | Fault::Delay { times, .. }
+            | Fault::SlowAnswer { times, .. } => *times,
         };
         if times > 0 {
             self.pending.push_back(fault);
@@ -54,7 +59,8 @@ impl FaultQueue {
             let prefix = match f {
                 Fault::Status { path_prefix, .. }
                 | Fault::LoseAnswer { path_prefix, .. }
-                | Fault::Delay { path_prefix, .. } => path_prefix,
+                | Fault::Delay { path_prefix, .. }
+                | Fault::SlowAnswer { path_prefix, .. } => path_prefix,
             };
             path.starts_with(prefix.as_str())
         })?;
@@ -81,6 +87,10 @@ impl FaultQueue {
             Fault::Delay { millis, times, .. } => {
                 *times -= 1;
                 (Action::Delay { millis: *millis }, *times)
+            }
+            Fault::SlowAnswer { millis, times, .. } => {
+                *times -= 1;
+                (Action::SlowAnswer { millis: *millis }, *times)
             }
         };
         if left == 0 {

@@ -121,6 +121,10 @@ async fn handle(
     let action = lock(&shared.faults).take(&record.path);
     record.fault = action.as_ref().map(Action::label);
     let lose_answer = action == Some(Action::LoseAnswer);
+    let slow_answer = match action {
+        Some(Action::SlowAnswer { millis }) => Some(millis),
+        _ => None,
+    };
 
     let answer = match action {
         Some(Action::Status {
@@ -144,12 +148,19 @@ async fn handle(
                 .await
                 .unwrap_or_else(|a| a)
         }
-        Some(Action::LoseAnswer) | None => process(&shared, req, &mut record)
-            .await
-            .unwrap_or_else(|a| a),
+        Some(Action::LoseAnswer | Action::SlowAnswer { .. }) | None => {
+            process(&shared, req, &mut record)
+                .await
+                .unwrap_or_else(|a| a)
+        }
     };
     record.status = answer.status;
     lock(&shared.requests).push(record);
+    if let Some(millis) = slow_answer {
+        // Stored and logged; the answer waits (and is never heard if the
+        // client hangs up meanwhile).
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+    }
     if lose_answer {
         return Err(LostAnswer);
     }

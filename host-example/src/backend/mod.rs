@@ -165,6 +165,14 @@ pub enum Fault {
         millis: u64,
         times: u32,
     },
+    /// Process (and store) the next `times` matching requests at once, then
+    /// wait `millis` before answering: past the client's timeout, the chunk
+    /// is stored but the client never hears so.
+    SlowAnswer {
+        path_prefix: String,
+        millis: u64,
+        times: u32,
+    },
 }
 
 /// A running backend on `127.0.0.1`. Stops on [`Backend::shutdown`] or drop.

@@ -1348,3 +1348,39 @@ fn shutdown_closes_the_port() {
     backend.shutdown();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn slow_answer_fault_stores_first_then_answers_late() {
+    let backend = start();
+    let client = Client::new(&backend);
+    let sid = client.init("s");
+    backend.inject(Fault::SlowAnswer {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        millis: 300,
+        times: 1,
+    });
+    let waiting = std::thread::spawn({
+        let client = Client::new(&backend);
+        let sid = sid.clone();
+        move || {
+            let started = Instant::now();
+            let resp = client.chunk(&sid, "s.jsonl", "transcript", 1, &["a"]);
+            (resp.status, started.elapsed())
+        }
+    });
+    // Stored (and logged) while the answer is still held back.
+    let stored = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        backend.file("s", "s.jsonl").as_deref() == Some(&b"a\n"[..])
+    });
+    assert!(stored, "the chunk was not stored before the answer");
+    let (status, took) = waiting.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    let faults: Vec<_> = backend
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.fault)
+        .collect();
+    assert_eq!(faults, vec!["slow answer 300ms".to_string()]);
+}
