@@ -106,6 +106,20 @@ fn configuration_errors_exit_2_and_nothing_is_sent() {
         ),
         (vec!["sync"], vec![], "needs a transcript path"),
         (vec!["frobnicate"], vec![], "unknown command"),
+        // The component carries the Unicode tables of \w, \s and (?i) only.
+        (
+            vec!["sync", t],
+            vec![
+                ("CONFAB_BACKEND_URL", backend.url()),
+                ("CONFAB_API_KEY", KEY.to_string()),
+                (
+                    "CONFAB_REDACTION",
+                    r#"{"enabled":true,"patterns":[{"name":"greek","pattern":"\\p{Greek}+","type":"x"}]}"#
+                        .to_string(),
+                ),
+            ],
+            "redaction pattern `greek` does not compile: Unicode property not found (only",
+        ),
     ] {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let out = run(&ws.path(), &args, &env);

@@ -473,7 +473,13 @@ fn regex_error_line(e: &regex::Error) -> String {
         .find_map(|l| l.trim().strip_prefix("error:"))
         .or_else(|| text.lines().map(str::trim).find(|l| !l.is_empty()))
         .unwrap_or("invalid regex");
-    line.trim().to_owned()
+    let line = line.trim();
+    if line.starts_with("Unicode") {
+        // The component carries only the tables of \w, \d, \s, \b and (?i)
+        // (see Cargo.toml): say so rather than "not found".
+        return format!("{line} (only \\w, \\d, \\s, \\b and case folding know Unicode here; use explicit ranges such as [\\x{{370}}-\\x{{3FF}}])");
+    }
+    line.to_owned()
 }
 
 #[cfg(test)]
