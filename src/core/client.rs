@@ -6,7 +6,7 @@
 
 use super::error::{ErrorKind, SyncError};
 use super::io::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
-use super::limits::{COMPRESS_THRESHOLD, ZSTD_LEVEL};
+use super::limits::{COMPRESS_THRESHOLD, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
 use super::protocol::ErrorBody;
 use super::retry::{self, Decision, Outcome, Repeat};
 use std::time::Duration;
@@ -166,8 +166,13 @@ impl<T: Transport, C: Clock> Client<T, C> {
 
     fn compress(&mut self, raw: &[u8]) -> Result<Vec<u8>, SyncError> {
         if self.compressor.is_none() {
-            let c = zstd::bulk::Compressor::new(ZSTD_LEVEL)
-                .map_err(|e| SyncError::io(format!("zstd: {e}")))?;
+            use zstd::zstd_safe::CParameter;
+            let zstd_error = |e: std::io::Error| SyncError::io(format!("zstd: {e}"));
+            let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(zstd_error)?;
+            c.set_parameter(CParameter::WindowLog(ZSTD_WINDOW_LOG))
+                .map_err(zstd_error)?;
+            c.set_parameter(CParameter::EnableLongDistanceMatching(true))
+                .map_err(zstd_error)?;
             self.compressor = Some(c);
         }
         let compressor = self.compressor.as_mut().expect("set above");
@@ -284,6 +289,31 @@ mod tests {
         assert_eq!(c.stats.requests, 2);
         let wire: usize = server.requests().iter().map(|r| r.wire_size).sum();
         assert_eq!(c.stats.wire_bytes, wire as u64);
+    }
+
+    /// The frame declares the 8 MiB window every decoder must accept
+    /// (RFC 8878), not the whole chunk, and no more.
+    #[test]
+    fn compressed_chunks_need_an_8_mib_window_and_no_more() {
+        use std::io::Read;
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        let mut c = client(&server, &clock);
+        // 12 MiB of varied words (a chunk is at most 14 MiB).
+        let mut raw = Vec::with_capacity(12 << 20);
+        let mut x: u64 = 1;
+        while raw.len() < 12 << 20 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            raw.extend_from_slice(format!("w{} ", x >> 52).as_bytes());
+        }
+        let wire = c.compress(&raw).unwrap();
+        let decode = |window_log_max: u32| {
+            let mut d = zstd::stream::read::Decoder::new(&wire[..]).unwrap();
+            d.window_log_max(window_log_max).unwrap();
+            let mut out = Vec::new();
+            d.read_to_end(&mut out).map(|_| out)
+        };
+        assert_eq!(decode(ZSTD_WINDOW_LOG).unwrap(), raw);
+        assert!(decode(ZSTD_WINDOW_LOG - 1).is_err(), "the window is not 8 MiB");
     }
 
     #[test]

@@ -13,6 +13,13 @@ pub const COMPRESS_THRESHOLD: usize = 1024;
 /// real transcript lines (level 1: 338 MiB/s, ratio 9.7); see design.md.
 pub const ZSTD_LEVEL: i32 = 3;
 
+/// zstd window: 8 MiB (2^23), the most RFC 8878 asks every decoder to
+/// accept, with long-distance matching over it. Level 3 alone keeps a 2 MiB
+/// window; over the fixture sessions (6.0 MiB of real lines, no repeats)
+/// the wider window takes the wire bytes per transcript byte from 0.090 to
+/// 0.084, and long-distance matching to 0.079 (the Go engine: 0.082).
+pub const ZSTD_WINDOW_LOG: u32 = 23;
+
 /// `first_user_message` sent at most this long (the server allows 8192).
 pub const FIRST_USER_MESSAGE_MAX_BYTES: usize = 4096;
 
