@@ -232,7 +232,11 @@ fn an_answer_past_the_timeout_is_given_up_and_nothing_is_sent_twice() {
     let report: serde_json::Value = serde_json::from_slice(&sync.stdout).unwrap();
     assert_stored(&backend, "late", &transcript);
     assert_eq!(report["lines"], 0, "the slow chunk held it all: {report}");
-    assert_eq!(chunks(&backend.requests()).len(), 1, "one chunk, stored once");
+    assert_eq!(
+        chunks(&backend.requests()).len(),
+        1,
+        "one chunk, stored once"
+    );
     println!(
         "| answer past the timeout | a chunk stored at once but answered after 12 s, past the hook's 8 s first-byte timeout and 9 s limit | {} | the hook stops waiting ({}), exit 0; the next sync finds the chunk stored and sends nothing twice |",
         report["retries"],

@@ -252,7 +252,10 @@ fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
     for f in &report.failed {
         say(
             p,
-            &format!("{}; not synced (it will be on the next hook or sync)", f.describe()),
+            &format!(
+                "{}; not synced (it will be on the next hook or sync)",
+                f.describe()
+            ),
         );
     }
     if input.is_session_end() {

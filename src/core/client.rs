@@ -5,7 +5,7 @@
 //! anything but the `Authorization` header.
 
 use super::error::{ErrorKind, SyncError};
-use super::io::{Clock, HttpRequest, HttpResponse, Method, Transport, TransportError};
+use super::io::{Clock, HttpRequest, HttpResponse, InFlight, Method, Transport, TransportError};
 use super::limits::{COMPRESS_THRESHOLD, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
 use super::protocol::ErrorBody;
 use super::retry::{self, Decision, Outcome, Repeat};
@@ -28,6 +28,14 @@ pub struct WireStats {
     pub requests: u64,
     pub wire_bytes: u64,
     pub retries: u32,
+}
+
+/// A request started by [`Client::start`], kept for its retries.
+pub struct PendingCall {
+    request: HttpRequest,
+    path: &'static str,
+    repeat: Repeat,
+    in_flight: InFlight,
 }
 
 pub struct Client<T, C> {
@@ -81,11 +89,59 @@ impl<T: Transport, C: Clock> Client<T, C> {
         repeat: Repeat,
     ) -> Result<Vec<u8>, SyncError> {
         let request = self.build(method, path, body)?;
+        self.complete(&request, path, repeat, None)
+    }
+
+    /// Like [`Client::call`], but returns once the request is on its way;
+    /// [`Client::finish`] waits for the answer (and retries as `call` would).
+    pub fn start(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        body: Option<&[u8]>,
+        repeat: Repeat,
+    ) -> Result<PendingCall, SyncError> {
+        let request = self.build(method, path, body)?;
+        self.count(&request);
+        let in_flight = self.transport.start(&request);
+        Ok(PendingCall {
+            request,
+            path,
+            repeat,
+            in_flight,
+        })
+    }
+
+    /// The body of the 2xx answer to a started call.
+    pub fn finish(&mut self, call: PendingCall) -> Result<Vec<u8>, SyncError> {
+        let first = call.in_flight.wait();
+        self.complete(&call.request, call.path, call.repeat, Some(first))
+    }
+
+    fn count(&mut self, request: &HttpRequest) {
+        self.stats.requests += 1;
+        self.stats.wire_bytes += request.body.len() as u64;
+    }
+
+    /// The answer to `request`, retrying as `repeat` allows; `first` is the
+    /// outcome of an attempt already made.
+    fn complete(
+        &mut self,
+        request: &HttpRequest,
+        path: &str,
+        repeat: Repeat,
+        mut first: Option<Result<HttpResponse, TransportError>>,
+    ) -> Result<Vec<u8>, SyncError> {
         let mut retries = 0;
         loop {
-            self.stats.requests += 1;
-            self.stats.wire_bytes += request.body.len() as u64;
-            let (outcome, error) = match self.transport.send(&request) {
+            let result = match first.take() {
+                Some(result) => result,
+                None => {
+                    self.count(request);
+                    self.transport.send(request)
+                }
+            };
+            let (outcome, error) = match result {
                 Ok(resp) if (200..300).contains(&resp.status) => return Ok(resp.body),
                 Ok(resp) => (
                     Outcome::Status {
@@ -302,7 +358,9 @@ mod tests {
         let mut raw = Vec::with_capacity(12 << 20);
         let mut x: u64 = 1;
         while raw.len() < 12 << 20 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             raw.extend_from_slice(format!("w{} ", x >> 52).as_bytes());
         }
         let wire = c.compress(&raw).unwrap();
@@ -313,7 +371,10 @@ mod tests {
             d.read_to_end(&mut out).map(|_| out)
         };
         assert_eq!(decode(ZSTD_WINDOW_LOG).unwrap(), raw);
-        assert!(decode(ZSTD_WINDOW_LOG - 1).is_err(), "the window is not 8 MiB");
+        assert!(
+            decode(ZSTD_WINDOW_LOG - 1).is_err(),
+            "the window is not 8 MiB"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::checkpoint::{self, Checkpoint, FileMark};
 use super::chunk::{escape_line, ChunkBuilder, ChunkTarget};
-use super::client::Client;
+use super::client::{Client, PendingCall};
 use super::config::SessionConfig;
 use super::discovery::{self, SessionLayout};
 use super::error::{ErrorKind, SyncError};
@@ -548,29 +548,25 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let mut chunk_meta = ChunkMetadata::default();
         let mut counts = RedactionCounts::default();
         let mut invalid_utf8 = 0u64;
+        // The chunk the server is working on while the next one is read:
+        // confirmed before another starts (the server takes them in order).
+        let mut in_flight: Option<SentChunk> = None;
+        let mut failure: Option<FileFailureKind> = None;
         loop {
             let line_start = reader.offset();
-            let line = match reader.next_line().map_err(read_error)? {
-                Next::Line(line) => line,
-                Next::TooLong { size } => {
-                    let line_no = file.confirmed + chunk.lines() + 1;
+            let line = match reader.next_line() {
+                Ok(Next::Line(line)) => line,
+                Ok(Next::TooLong { size }) => {
+                    let line_no = chunk.first_line() + chunk.lines();
                     // Upload what precedes the line, then fail the file on it.
-                    if !chunk.is_empty() {
-                        let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
-                        send_chunk(
-                            progress,
-                            client,
-                            chunk,
-                            meta_ref,
-                            file,
-                            chunk_end,
-                            file_report,
-                            report,
-                        )?;
-                    }
-                    return Err(FileFailureKind::Local(too_long(&name, line_no, size)));
+                    failure = Some(FileFailureKind::Local(too_long(&name, line_no, size)));
+                    break;
                 }
-                Next::End => break,
+                Ok(Next::End) => break,
+                Err(m) => {
+                    failure = Some(read_error(m));
+                    break;
+                }
             };
             let after_line = line_start + line.len() as u64 + 1;
             let text = String::from_utf8_lossy(line);
@@ -586,51 +582,45 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             escape_line(&redacted, escaped);
             if !chunk.fits(escaped.len()) {
                 if !chunk.is_empty() {
+                    let next_first = chunk.first_line() + chunk.lines();
+                    if let Some(sent) = in_flight.take() {
+                        confirm_chunk(progress, client, sent, file, file_report, report)?;
+                    }
                     let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
-                    send_chunk(
-                        progress,
-                        client,
-                        chunk,
-                        meta_ref,
-                        file,
-                        chunk_end,
-                        file_report,
-                        report,
-                    )?;
+                    in_flight = Some(start_chunk(client, chunk, meta_ref, &name, chunk_end)?);
                     let target = ChunkTarget {
                         session_id: &session_id,
                         file_name: &name,
                         file_type: file.file_type.as_str(),
                     };
-                    chunk.start(target, file.confirmed + 1);
+                    chunk.start(target, next_first);
                 }
                 // Alone in a chunk and still over the limit: escaping can
                 // double a line (or more), and the reader may hand out a line
                 // a little over its limit, so a line it gave may not fit either.
                 if !chunk.fits(escaped.len()) {
-                    let line_no = file.confirmed + 1;
-                    return Err(FileFailureKind::Local(too_long(
+                    let line_no = chunk.first_line();
+                    failure = Some(FileFailureKind::Local(too_long(
                         &name,
                         line_no,
                         escaped.len() as u64,
                     )));
+                    break;
                 }
             }
             chunk.push_escaped(escaped, redacted.len());
             chunk_end = after_line;
         }
+        if let Some(sent) = in_flight.take() {
+            confirm_chunk(progress, client, sent, file, file_report, report)?;
+        }
         if !chunk.is_empty() {
             let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
-            send_chunk(
-                progress,
-                client,
-                chunk,
-                meta_ref,
-                file,
-                chunk_end,
-                file_report,
-                report,
-            )?;
+            let sent = start_chunk(client, chunk, meta_ref, &name, chunk_end)?;
+            confirm_chunk(progress, client, sent, file, file_report, report)?;
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
         agent_ids.extend(ids);
         report.redactions.merge(&counts);
@@ -827,25 +817,63 @@ fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<Str
 
 /// Upload the chunk and move the file's state only on the server's confirmation.
 #[allow(clippy::too_many_arguments)]
-fn send_chunk<T: Transport, C: Clock>(
-    progress: &mut Option<Box<dyn FnMut(Progress<'_>)>>,
+/// A chunk on its way to the server, with what confirming it needs.
+struct SentChunk {
+    first: u64,
+    lines: u64,
+    raw_bytes: u64,
+    /// File offset just after its last line.
+    end: u64,
+    call: PendingCall,
+}
+
+/// Close the chunk's body and start uploading it; the builder is free for
+/// the next chunk at once.
+fn start_chunk<T: Transport, C: Clock>(
     client: &mut Client<T, C>,
     chunk: &mut ChunkBuilder,
     metadata: Option<&ChunkMetadata>,
-    file: &mut TrackedFile,
-    chunk_end: u64,
-    file_report: &mut FileReport,
-    report: &mut SyncReport,
-) -> Result<(), FileFailureKind> {
+    name: &str,
+    end: u64,
+) -> Result<SentChunk, FileFailureKind> {
     let (first, lines, raw_bytes) = (chunk.first_line(), chunk.lines(), chunk.raw_bytes());
     let body = chunk.finish(metadata);
-    let answer = client
-        .call(
+    let call = client
+        .start(
             Method::Post,
             protocol::PATH_CHUNK,
             Some(body),
             Repeat::ReadStateFirst,
         )
+        .map_err(|e| FileFailureKind::Upload(with_file(e, name)))?;
+    Ok(SentChunk {
+        first,
+        lines,
+        raw_bytes,
+        end,
+        call,
+    })
+}
+
+/// Wait for the server's answer to a chunk; only then does the file's
+/// position move past it.
+fn confirm_chunk<T: Transport, C: Clock>(
+    progress: &mut Option<Box<dyn FnMut(Progress<'_>)>>,
+    client: &mut Client<T, C>,
+    sent: SentChunk,
+    file: &mut TrackedFile,
+    file_report: &mut FileReport,
+    report: &mut SyncReport,
+) -> Result<(), FileFailureKind> {
+    let SentChunk {
+        first,
+        lines,
+        raw_bytes,
+        end,
+        call,
+    } = sent;
+    let answer = client
+        .finish(call)
         .map_err(|e| FileFailureKind::Upload(with_file(e, &file.name)))?;
     let answer: protocol::ChunkResponse =
         parse_answer(protocol::PATH_CHUNK, &answer).map_err(FileFailureKind::Upload)?;
@@ -862,7 +890,7 @@ fn send_chunk<T: Transport, C: Clock>(
     file.confirmed = expected;
     file.pos = Position {
         lines: expected,
-        bytes: chunk_end,
+        bytes: end,
     };
     file_report.lines_synced += lines;
     file_report.chunks += 1;

@@ -512,6 +512,52 @@ fn chunks_split_at_the_limit_and_stay_contiguous() {
     assert!(w.held(&transcript_name()) == lines, "server holds the file");
 }
 
+/// Five lines of half the limit each: chunks of lines 1-2, 3-4 and 5.
+fn three_chunks_of_lines() -> Vec<String> {
+    let half = "x".repeat(MAX_CHUNK_LINE_BYTES / 2 - 2);
+    (b'a'..=b'e')
+        .map(|c| half.replace('x', &char::from(c).to_string()))
+        .collect()
+}
+
+#[test]
+fn the_next_chunk_is_read_while_one_is_under_way_and_they_stay_in_order() {
+    let w = World::new();
+    let lines = three_chunks_of_lines();
+    w.fs.write(&transcript(), text(&lines));
+    let mut engine = w.started();
+    w.server.defer_answers();
+
+    let report = sync(&mut engine);
+
+    assert_eq!(spans(&w.server.chunks()), [(1, 2), (3, 2), (5, 1)]);
+    assert_eq!(report.lines, 5);
+    assert!(w.held(&transcript_name()) == lines, "server holds the file");
+    assert_eq!(w.server.max_in_flight(), 1, "one chunk under way at a time");
+    assert_eq!(lines_synced(&engine, &transcript_name()), 5);
+}
+
+#[test]
+fn an_answer_lost_while_the_next_chunk_was_read_loses_and_duplicates_nothing() {
+    let w = World::new();
+    let lines = three_chunks_of_lines();
+    w.fs.write(&transcript(), text(&lines));
+    let mut engine = w.started();
+    w.server.defer_answers();
+    w.server.fail_next(PATH_CHUNK, Fault::StoreThenLose);
+
+    let report = sync(&mut engine);
+
+    assert!(w.held(&transcript_name()) == lines, "server holds the file");
+    assert_eq!(
+        spans(&w.server.chunks()),
+        [(1, 2), (3, 2), (5, 1)],
+        "the stored chunk is not sent again"
+    );
+    assert_eq!(report.retries, 1);
+    assert_eq!(lines_synced(&engine, &transcript_name()), 5);
+}
+
 #[test]
 fn invalid_utf8_is_replaced_and_counted() {
     let w = World::new();

@@ -106,6 +106,33 @@ impl TransportError {
 /// Moves one request to the backend and its answer back.
 pub trait Transport {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// Send `request` and return before its answer when the transport can
+    /// (wasi:http can: the host carries the exchange while the engine
+    /// prepares the next chunk). The default sends it to the end.
+    fn start(&mut self, request: &HttpRequest) -> InFlight {
+        InFlight::ready(self.send(request))
+    }
+}
+
+/// A request under way; [`InFlight::wait`] gives its answer. Dropping it
+/// abandons the request (its answer counts as lost).
+pub struct InFlight(Box<dyn FnOnce() -> Result<HttpResponse, TransportError>>);
+
+impl InFlight {
+    /// An exchange that is already over.
+    pub fn ready(result: Result<HttpResponse, TransportError>) -> InFlight {
+        InFlight(Box::new(move || result))
+    }
+
+    /// An exchange that `wait` finishes.
+    pub fn new(wait: impl FnOnce() -> Result<HttpResponse, TransportError> + 'static) -> InFlight {
+        InFlight(Box::new(wait))
+    }
+
+    pub fn wait(self) -> Result<HttpResponse, TransportError> {
+        (self.0)()
+    }
 }
 
 /// Time, so retry waits are testable without waiting.

@@ -11,7 +11,7 @@
 //! test that passes here sends traffic the real server would accept.
 
 use super::io::{
-    Clock, FileStat, FileSystem, HttpRequest, HttpResponse, Method, ReadAt, Transport,
+    Clock, FileStat, FileSystem, HttpRequest, HttpResponse, InFlight, Method, ReadAt, Transport,
     TransportError,
 };
 use super::limits::COMPRESS_THRESHOLD;
@@ -287,6 +287,11 @@ struct ServerState {
     sessions: BTreeMap<String, Session>,
     faults: VecDeque<(Option<String>, Fault)>,
     requests: Vec<Recorded>,
+    /// Started requests reach the server only when the engine waits for
+    /// their answer (as if the network were slow).
+    deferred: bool,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 impl ServerState {
@@ -362,6 +367,17 @@ impl FakeServer {
             .borrow_mut()
             .faults
             .push_back((Some(path.to_string()), fault));
+    }
+
+    /// From now on a started request reaches the server only when the
+    /// engine waits for its answer.
+    pub(crate) fn defer_answers(&self) {
+        self.state.borrow_mut().deferred = true;
+    }
+
+    /// The most requests that were under way at once.
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.state.borrow().max_in_flight
     }
 
     /// The next request, whatever its path, meets `fault`.
@@ -458,6 +474,24 @@ impl FakeServer {
 }
 
 impl Transport for FakeServer {
+    fn start(&mut self, request: &HttpRequest) -> InFlight {
+        {
+            let mut state = self.state.borrow_mut();
+            if !state.deferred {
+                drop(state);
+                return InFlight::ready(self.send(request));
+            }
+            state.in_flight += 1;
+            state.max_in_flight = state.max_in_flight.max(state.in_flight);
+        }
+        let mut server = self.clone();
+        let request = request.clone();
+        InFlight::new(move || {
+            server.state.borrow_mut().in_flight -= 1;
+            server.send(&request)
+        })
+    }
+
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let mut state = self.state.borrow_mut();
         let path = path_of(&request.url);

@@ -2,12 +2,12 @@
 //! the chunks the stream permits, answer read completely. Timeouts are set
 //! per request so a hung backend cannot hang the engine.
 
-use crate::core::io::{HttpRequest, HttpResponse, Method, Transport, TransportError};
+use crate::core::io::{HttpRequest, HttpResponse, InFlight, Method, Transport, TransportError};
 use std::time::Duration;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method as WasiMethod, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -29,6 +29,22 @@ impl Default for WasiHttp {
 
 impl Transport for WasiHttp {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        answer(self.begin(request)?)
+    }
+
+    /// The request goes out in full; the host carries the exchange (and the
+    /// server works) while the engine goes on until it waits for the answer.
+    fn start(&mut self, request: &HttpRequest) -> InFlight {
+        match self.begin(request) {
+            Ok(future) => InFlight::new(move || answer(future)),
+            Err(e) => InFlight::ready(Err(e)),
+        }
+    }
+}
+
+impl WasiHttp {
+    /// Send the request, body and all; the answer comes through the future.
+    fn begin(&self, request: &HttpRequest) -> Result<FutureIncomingResponse, TransportError> {
         let (scheme, rest) = request
             .url
             .split_once("://")
@@ -78,33 +94,37 @@ impl Transport for WasiHttp {
         let future = outgoing_handler::handle(outgoing, Some(options)).map_err(classify)?;
         write_body(&body, &request.body).map_err(TransportError::Lost)?;
         OutgoingBody::finish(body, None).map_err(classify)?;
-
-        let response = loop {
-            match future.get() {
-                Some(Ok(Ok(response))) => break response,
-                Some(Ok(Err(code))) => return Err(classify(code)),
-                Some(Err(())) => return Err(TransportError::Lost("response already taken".into())),
-                None => future.subscribe().block(),
-            }
-        };
-        let status = response.status();
-        let headers = response
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-            .collect();
-        let incoming = response
-            .consume()
-            .map_err(|()| TransportError::Lost("response body unavailable".into()))?;
-        let body = read_body(&incoming).map_err(TransportError::Lost)?;
-        drop(IncomingBody::finish(incoming));
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(future)
     }
+}
+
+/// Wait for the answer and read it whole.
+fn answer(future: FutureIncomingResponse) -> Result<HttpResponse, TransportError> {
+    let response = loop {
+        match future.get() {
+            Some(Ok(Ok(response))) => break response,
+            Some(Ok(Err(code))) => return Err(classify(code)),
+            Some(Err(())) => return Err(TransportError::Lost("response already taken".into())),
+            None => future.subscribe().block(),
+        }
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|()| TransportError::Lost("response body unavailable".into()))?;
+    let body = read_body(&incoming).map_err(TransportError::Lost)?;
+    drop(IncomingBody::finish(incoming));
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Did the request possibly reach the server? Only failures before a

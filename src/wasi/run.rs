@@ -5,7 +5,7 @@
 
 use super::{WasiClock, WasiFs, WasiHttp};
 use crate::cli::commands::{self, Exit, Platform, Timeouts};
-use crate::core::io::{Clock, HttpRequest, HttpResponse, Transport, TransportError};
+use crate::core::io::{Clock, HttpRequest, HttpResponse, InFlight, Transport, TransportError};
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
@@ -97,8 +97,10 @@ struct BoundedHttp {
     last_error: Option<String>,
 }
 
-impl Transport for BoundedHttp {
-    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+impl BoundedHttp {
+    /// The transport for one request: its timeouts capped to the time
+    /// left; an error once the deadline has passed.
+    fn for_now(&self) -> Result<WasiHttp, TransportError> {
         let left = match self.deadline {
             None => None,
             Some(d) => match d.left() {
@@ -117,16 +119,28 @@ impl Transport for BoundedHttp {
             },
         };
         let cap = |t: Duration| left.map_or(t, |l| t.min(l));
-        let mut http = WasiHttp {
+        Ok(WasiHttp {
             connect_timeout: cap(self.timeouts.connect),
             first_byte_timeout: cap(self.timeouts.first_byte),
             between_bytes_timeout: cap(Duration::from_secs(30)),
-        };
-        let result = http.send(request);
+        })
+    }
+}
+
+impl Transport for BoundedHttp {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let result = self.for_now()?.send(request);
         if let Err(TransportError::Connect(m) | TransportError::Lost(m)) = &result {
             self.last_error = Some(m.clone());
         }
         result
+    }
+
+    fn start(&mut self, request: &HttpRequest) -> InFlight {
+        match self.for_now() {
+            Ok(mut http) => http.start(request),
+            Err(e) => InFlight::ready(Err(e)),
+        }
     }
 }
 
