@@ -17,7 +17,7 @@ use super::limits::{
     GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES,
     MAX_DISCOVERY_ROUNDS,
 };
-use super::lines::{LineReader, Next};
+use super::lines::{self, LineReader, Next};
 use super::metadata::{self, Wants};
 use super::protocol::{self, ChunkMetadata, GitInfo, InitMetadata, InitRequest, InitResponse};
 use super::redact::{RedactionCounts, Redactor};
@@ -522,7 +522,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         // Skip what the server holds, noting the agents those lines reference.
         while file.pos.lines < file.confirmed {
             match reader.next_line().map_err(read_error)? {
-                Next::Line(line) => metadata::agent_ids(&String::from_utf8_lossy(line), &mut ids),
+                Next::Line(line) => metadata::agent_ids(&lines::text(line), &mut ids),
                 Next::TooLong { .. } => {}
                 Next::End => break,
             }
@@ -569,7 +569,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 }
             };
             let after_line = line_start + line.len() as u64 + 1;
-            let text = String::from_utf8_lossy(line);
+            let text = lines::text(line);
             if matches!(text, Cow::Owned(_)) {
                 invalid_utf8 += 1;
             }
@@ -797,8 +797,7 @@ fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<Str
     };
     let facts = metadata::scan_line(text, wants);
     ids.extend(facts.agent_ids);
-    // Unescaped quotes: only a JSON value can hold it, never quoted text.
-    if !meta.session_ended && text.contains("\"SessionEnd\"") {
+    if !meta.session_ended && metadata::mentions_session_end(text) {
         meta.session_ended = true;
     }
     if meta.first_user_message.is_none() {
@@ -815,8 +814,6 @@ fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<Str
     }
 }
 
-/// Upload the chunk and move the file's state only on the server's confirmation.
-#[allow(clippy::too_many_arguments)]
 /// A chunk on its way to the server, with what confirming it needs.
 struct SentChunk {
     first: u64,

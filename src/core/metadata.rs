@@ -18,6 +18,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -63,13 +66,29 @@ pub struct Summary {
 // Pre-check needles. Keys and the values we compare against are searched
 // with their quotes: inside a JSON string (a tool result quoting a transcript)
 // they would appear escaped as `\"agentId\"` and do not match.
-const AGENT_NEEDLE: &str = "\"agentId\"";
-const TOOL_USE_RESULT_NEEDLE: &str = "\"toolUseResult\"";
-const USER_NEEDLE: &str = "\"user\"";
-const SUMMARY_NEEDLE: &str = "\"summary\"";
-const BRANCH_NEEDLE: &str = "\"gitBranch\"";
-const CWD_NEEDLE: &str = "\"cwd\"";
-const UUID_NEEDLE: &str = "\"uuid\"";
+static AGENT_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"agentId\""));
+static TOOL_USE_RESULT_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"toolUseResult\""));
+static USER_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"user\""));
+static SUMMARY_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"summary\""));
+static BRANCH_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"gitBranch\""));
+static CWD_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"cwd\""));
+static UUID_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"uuid\""));
+/// Unescaped quotes: only a JSON value can hold it, never quoted text.
+static SESSION_END_NEEDLE: Needle = LazyLock::new(|| Finder::new("\"SessionEnd\""));
+
+/// A pre-check needle, searched with memchr's `memmem`, SIMD in wasm32 too
+/// (`str::contains` has no SIMD path there: the per-line pre-checks ran at
+/// 590 MiB/s in the component with it). Built once, on first use.
+type Needle = LazyLock<Finder<'static>>;
+
+fn has(haystack: &str, needle: &Needle) -> bool {
+    needle.find(haystack.as_bytes()).is_some()
+}
+
+/// Whether the line mentions the `SessionEnd` hook event as a JSON value.
+pub fn mentions_session_end(line: &str) -> bool {
+    has(line, &SESSION_END_NEEDLE)
+}
 
 const TOP_KEYS: [&str; 7] = [
     "type",
@@ -87,12 +106,12 @@ pub fn scan_line(line: &str, wants: Wants) -> LineFacts {
     let mut facts = LineFacts::default();
 
     let maybe_agents = may_reference_agents(line);
-    let maybe_user = (maybe_agents || wants.first_user_message) && line.contains(USER_NEEDLE);
+    let maybe_user = (maybe_agents || wants.first_user_message) && has(line, &USER_NEEDLE);
     let want_agents = maybe_agents && maybe_user;
     let want_first = wants.first_user_message && maybe_user;
-    let want_summary = line.contains(SUMMARY_NEEDLE);
-    let want_branch = wants.git_branch && line.contains(BRANCH_NEEDLE);
-    let want_cwd = wants.cwd && line.contains(CWD_NEEDLE);
+    let want_summary = has(line, &SUMMARY_NEEDLE);
+    let want_branch = wants.git_branch && has(line, &BRANCH_NEEDLE);
+    let want_cwd = wants.cwd && has(line, &CWD_NEEDLE);
     if !(want_agents || want_first || want_summary || want_branch || want_cwd) {
         return facts;
     }
@@ -135,7 +154,7 @@ pub fn scan_line(line: &str, wants: Wants) -> LineFacts {
 /// Agent ids only (used while skipping already-synced lines); same rules as
 /// [`scan_line`]'s `agent_ids`. Appends the ids that `out` does not hold yet.
 pub fn agent_ids(line: &str, out: &mut Vec<String>) {
-    if !may_reference_agents(line) || !line.contains(USER_NEEDLE) {
+    if !may_reference_agents(line) || !has(line, &USER_NEEDLE) {
         return;
     }
     let Some([kind, message, tool_use_result]) = object_fields(line, &AGENT_TOP_KEYS) else {
@@ -148,7 +167,7 @@ pub fn agent_ids(line: &str, out: &mut Vec<String>) {
 
 /// `uuid` of a message line, if any (for summary linking: find the session whose last lines hold a leafUuid).
 pub fn line_uuid(line: &str) -> Option<String> {
-    if !line.contains(UUID_NEEDLE) {
+    if !has(line, &UUID_NEEDLE) {
         return None;
     }
     let [uuid] = object_fields(line, &["uuid"])?;
@@ -318,7 +337,7 @@ pub fn git_head_branch(head: &str) -> Option<String> {
 
 /// Cheap pre-check: a reference lives in a `toolUseResult` object's `agentId`.
 fn may_reference_agents(line: &str) -> bool {
-    line.contains(AGENT_NEEDLE) && line.contains(TOOL_USE_RESULT_NEEDLE)
+    has(line, &AGENT_NEEDLE) && has(line, &TOOL_USE_RESULT_NEEDLE)
 }
 
 /// Agent ids (pushed to `ids`, deduplicated) and, when `want_first`, the first
@@ -332,7 +351,7 @@ fn user_line(
 ) -> Option<String> {
     let mut first = None;
     if let Some(message) = message {
-        let message_agents = want_agents && message.get().contains(AGENT_NEEDLE);
+        let message_agents = want_agents && has(message.get(), &AGENT_NEEDLE);
         if want_first || message_agents {
             let mut scan = UserScan {
                 want_text: want_first,
@@ -357,7 +376,7 @@ fn user_line(
 /// `agentId` of a `toolUseResult` value, when it is an object.
 fn agent_id_of_result(result: &RawValue, ids: &mut Vec<String>) {
     let text = result.get();
-    if !text.starts_with('{') || !text.contains(AGENT_NEEDLE) {
+    if !text.starts_with('{') || !has(text, &AGENT_NEEDLE) {
         return;
     }
     if let Some([Some(id)]) = object_fields(text, &["agentId"]) {
@@ -371,7 +390,7 @@ fn agent_id_of_result(result: &RawValue, ids: &mut Vec<String>) {
 /// carrying `toolUseResult.agentId`. Strings (tool output text) never count.
 fn agent_ids_of_tool_result_content(content: &RawValue, ids: &mut Vec<String>) {
     let text = content.get();
-    if !text.contains(AGENT_NEEDLE) {
+    if !has(text, &AGENT_NEEDLE) {
         return;
     }
     if text.starts_with('{') {
