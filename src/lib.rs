@@ -12,5 +12,5 @@
 pub mod cli;
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod wasi;

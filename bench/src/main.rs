@@ -1,4 +1,5 @@
-//! `cargo run --release -p confab-bench -- [--sizes 16,256,1024] [--runs 3] [--out bench-results]`
+//! `cargo run --release -p confab-bench -- [--sizes 16,256,1024] [--runs 3] [--out bench-results] [--only TEXT]`
+//! (`--only` keeps the scenarios whose name holds TEXT: to profile one.)
 //!
 //! Whole-run figures, as a user sees them: each scenario runs `confab-host`
 //! (the component under wasmtime, the path every host uses) as a child
@@ -38,6 +39,8 @@ struct Options {
     sizes: Vec<u64>,
     runs: usize,
     out: PathBuf,
+    /// Only the scenarios whose name holds this (for profiling one of them).
+    only: Option<String>,
 }
 
 fn main() {
@@ -56,6 +59,7 @@ fn main() {
     }
     let work = tempfile::tempdir().expect("temp dir");
     let bench = Bench {
+        only: options.only.clone(),
         host,
         component,
         work: work.path().to_path_buf(),
@@ -68,56 +72,64 @@ fn main() {
     for &size in &options.sizes {
         let plain = bench.corpus(size, false);
         let secrets = bench.corpus(size, true);
-        rows.push(bench.median(
+        rows.extend(bench.median(
             &format!("initial sync {size} MiB, redaction off"),
             options.runs,
             |b, i| b.initial(&plain, i, false),
         ));
-        rows.push(bench.median(
+        rows.extend(bench.median(
             &format!("initial sync {size} MiB, redaction on"),
             options.runs,
             |b, i| b.initial(&plain, i, true),
         ));
-        rows.push(bench.median(
+        rows.extend(bench.median(
             &format!("initial sync {size} MiB, redaction on, secrets"),
             options.runs,
             |b, i| b.initial(&secrets, i, true),
         ));
         if size == largest {
-            rows.push(bench.median(
+            rows.extend(bench.median(
                 &format!("re-sync {size} MiB, nothing new"),
                 options.runs,
                 |b, i| b.resync(&plain, i),
             ));
-            rows.push(bench.median(
+            rows.extend(bench.median(
                 &format!("append 1 line to {size} MiB, fresh process, checkpoint"),
                 options.runs,
                 |b, i| b.restart(&plain, i, true),
             ));
-            rows.push(bench.median(
+            rows.extend(bench.median(
                 &format!("append 1 line to {size} MiB, fresh process, no checkpoint"),
                 options.runs,
                 |b, i| b.restart(&plain, i, false),
             ));
-            rows.push(bench.median(
+            rows.extend(bench.median(
                 &format!("native core (no WASI), {size} MiB, redaction on"),
                 options.runs,
                 |b, i| b.native(&plain, i),
             ));
         }
     }
-    rows.push(bench.median(
+    rows.extend(bench.median(
         "session with 50 subagent files (16 MiB)",
         options.runs,
         |b, i| b.subagents(i),
     ));
-    rows.push(bench.median(
+    rows.extend(bench.median(
         "cold start confab-host sync, nothing new (cached compiled component)",
         options.runs,
         |b, i| b.cold_start(i),
     ));
-    if let Some(row) = bench.wasmtime_run_cold(options.runs) {
-        rows.push(row);
+    let wanted = |name: &str| {
+        options
+            .only
+            .as_ref()
+            .is_none_or(|o| name.contains(o.as_str()))
+    };
+    if wanted("cold start wasmtime run") {
+        if let Some(row) = bench.wasmtime_run_cold(options.runs) {
+            rows.push(row);
+        }
     }
     let table = render(&rows);
     println!("{table}");
@@ -136,6 +148,7 @@ fn parse_args() -> Options {
         sizes: vec![16, 256, 1024],
         runs: 3,
         out: PathBuf::from("bench-results"),
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -156,6 +169,7 @@ fn parse_args() -> Options {
             }
             "--runs" => o.runs = v.parse().unwrap_or_else(|_| usage("runs is a number")),
             "--out" => o.out = PathBuf::from(v),
+            "--only" => o.only = Some(v.clone()),
             _ => usage(&format!("unknown option {a}")),
         }
     }
@@ -163,11 +177,12 @@ fn parse_args() -> Options {
 }
 
 fn usage(m: &str) -> ! {
-    eprintln!("confab-bench: {m}\nusage: confab-bench [--sizes 16,256,1024] [--runs 3] [--out bench-results]");
+    eprintln!("confab-bench: {m}\nusage: confab-bench [--sizes 16,256,1024] [--runs 3] [--out bench-results] [--only SCENARIO-TEXT]");
     std::process::exit(2)
 }
 
 struct Bench {
+    only: Option<String>,
     host: PathBuf,
     component: PathBuf,
     work: PathBuf,
@@ -226,13 +241,20 @@ impl Bench {
         scenario: &str,
         runs: usize,
         mut f: impl FnMut(&Bench, usize) -> Sample,
-    ) -> Row {
+    ) -> Option<Row> {
+        if !self
+            .only
+            .as_ref()
+            .is_none_or(|only| scenario.contains(only.as_str()))
+        {
+            return None;
+        }
         eprintln!("running: {scenario}");
         let mut samples: Vec<Sample> = (0..runs.max(1)).map(|i| f(self, i)).collect();
         samples.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
         let s = &samples[samples.len() / 2];
         let throughput = s.bytes > 0;
-        Row {
+        Some(Row {
             scenario: scenario.to_string(),
             wall_s: s.wall_s,
             mib_s: throughput.then(|| s.bytes as f64 / MIB / s.wall_s),
@@ -241,7 +263,7 @@ impl Bench {
             requests: s.requests,
             wire_mib: s.wire_bytes as f64 / MIB,
             wire_ratio: throughput.then(|| s.wire_bytes as f64 / s.bytes as f64),
-        }
+        })
     }
 
     fn backend(&self) -> Backend {

@@ -82,6 +82,11 @@ impl Sandbox {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `CONFAB_HOST_PROFILE=perfmap` writes /tmp/perf-<pid>.map so that
+        // `perf report` names the guest's functions (BENCHMARKS.md, "Profiling").
+        if std::env::var_os("CONFAB_HOST_PROFILE").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine);
         let bytes = std::fs::read(wasm_path)
