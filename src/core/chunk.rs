@@ -99,15 +99,19 @@ pub fn escape_line(line: &str, out: &mut Vec<u8>) {
 /// the speed of `serde_json::to_writer` in the component (benches/stages.rs).
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    // Room for two output bytes per input byte (every escape but `\u00XX`,
-    // which makes room for itself) and the quotes.
-    let room = |from: usize| 2 * (bytes.len() - from) + 1;
+    // Room for what is left plus a quarter (JSON lines grow by about a
+    // tenth), grown when a word (at most 16 bytes out) or a tail (at most 8
+    // bytes of 6) might not fit. Zeroed room is touched memory: no more of it.
+    let grow = |out: &mut Vec<u8>, o: usize, left: usize| out.resize(o + 64 + left + left / 4, 0);
     let mut o = out.len();
-    out.resize(o + 1 + room(0), 0);
+    grow(out, o, bytes.len());
     out[o] = b'"';
     o += 1;
     let mut i = 0;
     while i < bytes.len() {
+        if out.len() < o + 6 * 8 + 1 {
+            grow(out, o, bytes.len() - i);
+        }
         if let Some(word) = bytes.get(i..i + 8) {
             let word: [u8; 8] = word.try_into().expect("8 bytes");
             let (special, control) = word_needs_escape(u64::from_le_bytes(word));
@@ -144,10 +148,6 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
                 }
                 b'u' => {
                     const HEX: &[u8; 16] = b"0123456789abcdef";
-                    let needed = o + 6 + room(i);
-                    if out.len() < needed {
-                        out.resize(needed, 0);
-                    }
                     out[o..o + 4].copy_from_slice(b"\\u00");
                     out[o + 4] = HEX[usize::from(b >> 4)];
                     out[o + 5] = HEX[usize::from(b & 0xf)];
@@ -252,7 +252,11 @@ mod tests {
         {
             all_bytes.push(c);
         }
+        let controls = "\u{1}".repeat(10_000); // 6 bytes out per byte in
+        let quotes = "\"\\".repeat(10_000); // 2 bytes out per byte in
         for s in [
+            controls.as_str(),
+            quotes.as_str(),
             "",
             "plain ascii, longer than one word",
             r#"{"type":"user","message":{"content":"a\nb \"q\""}}"#,
