@@ -12,5 +12,5 @@
 pub mod cli;
 pub mod core;
 
-#[cfg(all(target_arch = "wasm32", feature = "component"))]
+#[cfg(target_arch = "wasm32")]
 mod wasi;

@@ -10,17 +10,22 @@
 //! ```
 //! (both from the repository's root).
 
+// The engine's core, as is (it has no WASI in it).
+#[allow(dead_code)]
+#[path = "../../src/core/mod.rs"]
+mod core;
+
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use confab_sync::core::chunk::escape_line;
-use confab_sync::core::config::RedactionSettings;
-use confab_sync::core::limits::{MAX_CHUNK_LINE_BYTES, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
-use confab_sync::core::lines;
-use confab_sync::core::metadata::{mentions_session_end, scan_line, Wants};
-use confab_sync::core::redact::{RedactionCounts, Redactor};
+use crate::core::chunk::escape_line;
+use crate::core::config::RedactionSettings;
+use crate::core::limits::{MAX_CHUNK_LINE_BYTES, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
+use crate::core::lines;
+use crate::core::metadata::{mentions_session_end, scan_line, Wants};
+use crate::core::redact::{RedactionCounts, Redactor};
 use zstd::zstd_safe::CParameter;
 
 const TARGET_BYTES: usize = 64 << 20;
