@@ -110,6 +110,19 @@ pub const PYPI_TOKEN: &str = r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{70,}";
 pub const CONFAB_API_KEY: &str = r"cfb_[A-Za-z0-9]{40}";
 
 /// What the prefilter looks for on a line to decide it may hold a match.
+/// "SK" and the hex digit that must follow it: "SK" alone is in every
+/// "TASK" and "DISK" and sent a line in ten to the slow path.
+const TWILIO_LITERALS: &[&str] = &[
+    "SK0", "SK1", "SK2", "SK3", "SK4", "SK5", "SK6", "SK7", "SK8", "SK9", "SKa", "SKb", "SKc",
+    "SKd", "SKe", "SKf", "SKA", "SKB", "SKC", "SKD", "SKE", "SKF",
+];
+/// "-us" and the digit that must follow it: "-us" alone is in every
+/// "--user" and "-use" (the fixtures: 31% of bytes on the slow path with
+/// these two short literals, 13% without).
+const MAILCHIMP_LITERALS: &[&str] = &[
+    "-us0", "-us1", "-us2", "-us3", "-us4", "-us5", "-us6", "-us7", "-us8", "-us9",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Literals {
     /// Every match of the value pattern contains one of these (case-sensitive).
@@ -325,7 +338,12 @@ pub const DEFAULT_PATTERNS: &[DefaultPattern] = &[
         GOOGLE_API_KEY,
         &["AIza"],
     ),
-    value("Twilio API Key", "twilio_key", TWILIO_API_KEY, &["SK"]),
+    value(
+        "Twilio API Key",
+        "twilio_key",
+        TWILIO_API_KEY,
+        TWILIO_LITERALS,
+    ),
     value(
         "SendGrid API Key",
         "sendgrid_key",
@@ -336,7 +354,7 @@ pub const DEFAULT_PATTERNS: &[DefaultPattern] = &[
         "MailChimp API Key",
         "mailchimp_key",
         MAILCHIMP_API_KEY,
-        &["-us"],
+        MAILCHIMP_LITERALS,
     ),
     value("npm Access Token", "npm_token", NPM_TOKEN, &["npm_"]),
     value(
