@@ -110,6 +110,12 @@ fn main() {
             ));
         }
     }
+    let once = bench.corpus_once();
+    rows.extend(bench.median(
+        "initial sync of every fixture line once (no repeats), redaction on",
+        options.runs,
+        |b, i| b.initial(&once, i, true),
+    ));
     rows.extend(bench.median(
         "session with 50 subagent files (16 MiB)",
         options.runs,
@@ -210,17 +216,7 @@ impl Bench {
         if path.exists() {
             return path;
         }
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        for name in [
-            "258c7280-ae70-4798-800f-63464d01a85d.jsonl",
-            "8463c716-a2ea-4c14-9efa-87158ebd9f20.jsonl",
-            "subagent.jsonl",
-            "tool_heavy.jsonl",
-            "short.jsonl",
-        ] {
-            let data = std::fs::read(self.fixtures.join(name)).expect("fixture");
-            lines.extend(data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
-        }
+        let lines = self.fixture_lines();
         let target = mib << 20;
         let mut out = Vec::with_capacity(target as usize + (1 << 20));
         let mut n = 0usize;
@@ -234,6 +230,31 @@ impl Bench {
         }
         std::fs::write(&path, &out).expect("write corpus");
         path
+    }
+
+    /// Every fixture line once: no repeats, so zstd's ratio is the one real
+    /// sessions get (a repeated corpus compresses better than real work).
+    fn corpus_once(&self) -> PathBuf {
+        let path = self.work.join("corpus-once.jsonl");
+        if !path.exists() {
+            std::fs::write(&path, self.fixture_lines().concat()).expect("write corpus");
+        }
+        path
+    }
+
+    fn fixture_lines(&self) -> Vec<Vec<u8>> {
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for name in [
+            "258c7280-ae70-4798-800f-63464d01a85d.jsonl",
+            "8463c716-a2ea-4c14-9efa-87158ebd9f20.jsonl",
+            "subagent.jsonl",
+            "tool_heavy.jsonl",
+            "short.jsonl",
+        ] {
+            let data = std::fs::read(self.fixtures.join(name)).expect("fixture");
+            lines.extend(data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
+        }
+        lines
     }
 
     fn median(
