@@ -92,8 +92,14 @@ impl WasiHttp {
         let _ = options.set_between_bytes_timeout(nanos(self.between_bytes_timeout));
 
         let future = outgoing_handler::handle(outgoing, Some(options)).map_err(classify)?;
-        write_body(&body, &request.body).map_err(TransportError::Lost)?;
-        OutgoingBody::finish(body, None).map_err(classify)?;
+        match write_body(&body, &request.body) {
+            Ok(()) => OutgoingBody::finish(body, None).map_err(classify)?,
+            // The host stops taking the body when the exchange ended first:
+            // a refused connection, or an answer before the whole body. The
+            // future says which; reporting the closed stream instead turned
+            // "connection refused" (nothing sent) into "answer lost".
+            Err(_) => drop(body),
+        }
         Ok(future)
     }
 }
