@@ -6,6 +6,7 @@
 use super::{WasiClock, WasiFs, WasiHttp};
 use crate::cli::commands::{self, Exit, Platform, Timeouts};
 use crate::core::io::{Clock, HttpRequest, HttpResponse, InFlight, Transport, TransportError};
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ impl Platform for WasiPlatform {
         BoundedHttp {
             timeouts: t,
             deadline: self.deadline,
-            last_error: None,
+            last_error: Rc::default(),
         }
     }
     fn clock(&self) -> BoundedClock {
@@ -93,8 +94,9 @@ impl Platform for WasiPlatform {
 struct BoundedHttp {
     timeouts: Timeouts,
     deadline: Option<Deadline>,
-    /// What went wrong last, to say why the deadline was reached.
-    last_error: Option<String>,
+    /// What went wrong last, to say why the deadline was reached (shared
+    /// with the answers of started requests, which arrive later).
+    last_error: Rc<RefCell<Option<String>>>,
 }
 
 impl BoundedHttp {
@@ -108,6 +110,7 @@ impl BoundedHttp {
                 None => {
                     let last = self
                         .last_error
+                        .borrow()
                         .as_deref()
                         .map_or(String::new(), |e| format!("{e}; "));
                     // Nothing was sent: "not connected" is the truth, and safe.
@@ -130,17 +133,29 @@ impl BoundedHttp {
 impl Transport for BoundedHttp {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let result = self.for_now()?.send(request);
-        if let Err(TransportError::Connect(m) | TransportError::Lost(m)) = &result {
-            self.last_error = Some(m.clone());
-        }
+        note_error(&self.last_error, &result);
         result
     }
 
     fn start(&mut self, request: &HttpRequest) -> InFlight {
         match self.for_now() {
-            Ok(mut http) => http.start(request),
+            Ok(mut http) => {
+                let in_flight = http.start(request);
+                let last_error = self.last_error.clone();
+                InFlight::new(move || {
+                    let result = in_flight.wait();
+                    note_error(&last_error, &result);
+                    result
+                })
+            }
             Err(e) => InFlight::ready(Err(e)),
         }
+    }
+}
+
+fn note_error(slot: &RefCell<Option<String>>, result: &Result<HttpResponse, TransportError>) {
+    if let Err(TransportError::Connect(m) | TransportError::Lost(m)) = result {
+        *slot.borrow_mut() = Some(m.clone());
     }
 }
 
