@@ -329,6 +329,10 @@ impl Bench {
             .env("CONFAB_CONFIG_PATH", &config);
         cmd.env("CONFAB_BACKEND_URL", backend.url())
             .env("CONFAB_API_KEY", DEFAULT_LOCAL_API_KEY);
+        // Profiling (BENCHMARKS.md): the host writes a perf map of the guest.
+        if let Some(profile) = std::env::var_os("CONFAB_HOST_PROFILE") {
+            cmd.env("CONFAB_HOST_PROFILE", profile);
+        }
         cmd.env("CONFAB_COMPONENT", &self.component)
             .env("XDG_CACHE_HOME", self.work.join("cache"));
         match state {

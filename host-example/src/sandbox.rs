@@ -84,8 +84,11 @@ impl Sandbox {
         config.epoch_interruption(true);
         // `CONFAB_HOST_PROFILE=perfmap` writes /tmp/perf-<pid>.map so that
         // `perf report` names the guest's functions (BENCHMARKS.md, "Profiling").
+        // The map is written as code is compiled, so the cache is bypassed.
+        let mut cache_dir = cache_dir;
         if std::env::var_os("CONFAB_HOST_PROFILE").is_some_and(|v| v == "perfmap") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            cache_dir = None;
         }
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine);
