@@ -1,7 +1,8 @@
 //! Secret redaction of transcript lines before upload: the [`Redactor`] owns
 //! the compiled rules (confab's defaults from [`patterns`], then the custom
 //! ones), the prefilter (`prefilter.rs`) that passes most lines through
-//! untouched without running a regex, and the per-type [`RedactionCounts`].
+//! untouched without running a regex (its SIMD literal search in the
+//! component: `teddy.rs`), and the per-type [`RedactionCounts`].
 //!
 //! A line that is JSON is redacted value by value through the byte-preserving
 //! walker of `json.rs`: string values go through the value rules, and values of
@@ -9,7 +10,8 @@
 //! is not JSON is redacted as text with the value rules only. A line with
 //! nothing to redact comes back as the same `&str` (`Cow::Borrowed`); a line
 //! the prefilter clears costs two multi-literal scans (values, then sensitive
-//! keys) and a memchr pass over its backslashes, and allocates nothing. On the
+//! keys; one in the component) and a memchr pass over its backslashes, and
+//! allocates nothing. On the
 //! other lines only the strings holding a literal are decoded, and only the
 //! rules those literals stand for are run.
 //!
@@ -30,6 +32,7 @@
 mod json;
 pub mod patterns;
 mod prefilter;
+mod teddy;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -155,6 +158,21 @@ impl Redactor {
     /// then the custom patterns). With `enabled` false the custom patterns are
     /// still checked, and the redactor passes lines through.
     pub fn new(settings: &RedactionSettings) -> Result<Redactor, RedactionConfigError> {
+        Self::with_prefilter(settings, PrefilterBuilder::default())
+    }
+
+    /// Tests: [`Redactor::new`] with the component's (Teddy) line scan.
+    #[cfg(test)]
+    fn with_teddy(settings: &RedactionSettings) -> Result<Redactor, RedactionConfigError> {
+        let mut pre = PrefilterBuilder::default();
+        pre.force_teddy();
+        Self::with_prefilter(settings, pre)
+    }
+
+    fn with_prefilter(
+        settings: &RedactionSettings,
+        mut pre: PrefilterBuilder,
+    ) -> Result<Redactor, RedactionConfigError> {
         if !settings.enabled {
             for p in &settings.patterns {
                 compile_rule(p)?;
@@ -162,7 +180,6 @@ impl Redactor {
             return Ok(Redactor::disabled());
         }
         let mut rules = Vec::new();
-        let mut pre = PrefilterBuilder::default();
         if settings.use_default_patterns {
             for d in DEFAULT_PATTERNS {
                 let index = rules.len();

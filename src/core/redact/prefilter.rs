@@ -11,7 +11,9 @@
 //! contains a literal, or an escape that could stand for a character of some
 //! literal (`\u0041`, `\/`, ...), and a string with such an escape is decoded
 //! before its literals are looked for. Literals are found by one aho-corasick
-//! automaton (leftmost-first, so it runs its SIMD searcher), escapes by memchr. JSON.stringify only escapes `"`, `\` and
+//! automaton (leftmost-first, so it runs its SIMD searcher), or in the
+//! component, where aho-corasick has no SIMD searcher, by Teddy (`teddy.rs`)
+//! together with the keys; escapes by memchr. JSON.stringify only escapes `"`, `\` and
 //! control characters, none of which occur in the default literals, so the
 //! escapes Claude Code writes (`\n`, `\"`, `\u001b`) do not defeat the scan.
 //! Field rules are found by their key: the default sensitive-key rule by its
@@ -22,6 +24,8 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+use super::teddy::{self, Teddy};
 
 /// Non-ASCII characters that Unicode simple case folding maps onto ASCII
 /// letters: LATIN SMALL LETTER LONG S (`s`) and KELVIN SIGN (`k`). A `(?i)` key
@@ -46,6 +50,8 @@ pub(crate) struct PrefilterBuilder {
     scan_off: bool,
     /// Rules that run on every string (no literal gates them).
     ungated: Vec<usize>,
+    /// Tests: search with Teddy even where it has no vector instructions.
+    force_teddy: bool,
 }
 
 impl PrefilterBuilder {
@@ -87,6 +93,12 @@ impl PrefilterBuilder {
                 .extend(lits.into_iter().map(|l| (l, Lit::Trigger))),
             None => self.scan_off = true,
         }
+    }
+
+    /// Tests: search the raw lines with Teddy on any target.
+    #[cfg(test)]
+    pub(crate) fn force_teddy(&mut self) {
+        self.force_teddy = true;
     }
 
     pub(crate) fn build(self) -> Prefilter {
@@ -166,8 +178,24 @@ impl PrefilterBuilder {
             ungated.insert(rule);
         }
         let escapes = scan.is_some() || keys.is_some();
+        // One SIMD pass for literals and keys where aho-corasick has none.
+        let fast = (teddy::HAS_SIMD || self.force_teddy)
+            .then(|| {
+                let needles: Vec<(&[u8], bool)> = patterns
+                    .iter()
+                    .map(|p| (p.as_slice(), false))
+                    .chain(quoted.iter().map(|k| (k.as_bytes(), true)))
+                    .collect();
+                Teddy::new(&needles)
+            })
+            .flatten()
+            .map(|teddy| FastScan {
+                teddy,
+                gated: (0..patterns.len()).map(gated).collect(),
+            });
         Prefilter {
             scan,
+            fast,
             closure,
             escapes,
             short_suspect,
@@ -291,11 +319,24 @@ pub(crate) enum StringHits {
     Decode,
 }
 
+/// Teddy over the scan's literals (needle `i` is literal `i`) then the
+/// quoted keys.
+#[derive(Debug, Clone)]
+struct FastScan {
+    teddy: Teddy,
+    /// Per literal: the rules it gates (each literal found at a position is
+    /// reported, so no closure is needed).
+    gated: Vec<Candidates>,
+}
+
 /// The compiled prefilter. See the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct Prefilter {
     /// All literals, leftmost-first.
     scan: Option<AhoCorasick>,
+    /// Literals and keys in one SIMD search, used by [`Prefilter::scan`]
+    /// instead of `scan` and `keys` where it is built.
+    fast: Option<FastScan>,
     /// Per scan pattern: the rules it gates (prefix-related literals included).
     closure: Vec<Candidates>,
     /// Whether to look for escapes at all (there is some literal to hide).
@@ -322,7 +363,22 @@ impl Prefilter {
         if self.scan_off {
             return true;
         }
-        if let Some(scan) = &self.scan {
+        let mut key = false;
+        if let Some(fast) = &self.fast {
+            fast.teddy.for_each_match(line, &mut |start, needle| {
+                match fast.gated.get(needle) {
+                    Some(&rules) => hits.push(Hit {
+                        pos: start,
+                        rules: Some(rules),
+                    }),
+                    // The needles after the literals are the quoted keys.
+                    None => key = true,
+                }
+            });
+            if !hits.is_sorted_by_key(|h| h.pos) {
+                hits.sort_unstable_by_key(|h| h.pos);
+            }
+        } else if let Some(scan) = &self.scan {
             // Leftmost-first reports, from `at`, the first literal starting
             // leftmost; resuming one byte after its start finds every start
             // position of every literal (see `closure` for several at one place).
@@ -352,7 +408,9 @@ impl Prefilter {
                 hits.sort_unstable_by_key(|h| h.pos);
             }
         }
-        !hits.is_empty() || self.keys.as_ref().is_some_and(|keys| keys.is_match(line))
+        !hits.is_empty()
+            || key
+            || (self.fast.is_none() && self.keys.as_ref().is_some_and(|keys| keys.is_match(line)))
     }
 
     /// What the hits (from [`Self::scan`]) between `start` and `end` of the
@@ -429,10 +487,14 @@ mod tests {
         assert_eq!(extract_literals("("), None);
     }
 
-    fn prefilter(f: impl FnOnce(&mut PrefilterBuilder)) -> Prefilter {
-        let mut b = PrefilterBuilder::default();
-        f(&mut b);
-        b.build()
+    /// The prefilter `f` describes, with the automata and with Teddy.
+    fn prefilters(f: impl Fn(&mut PrefilterBuilder)) -> [Prefilter; 2] {
+        let mut automata = PrefilterBuilder::default();
+        f(&mut automata);
+        let mut teddy = PrefilterBuilder::default();
+        teddy.force_teddy();
+        f(&mut teddy);
+        [automata.build(), teddy.build()]
     }
 
     fn may_match(p: &Prefilter, line: &[u8]) -> bool {
@@ -441,76 +503,80 @@ mod tests {
 
     #[test]
     fn escapes_that_could_hide_a_literal_are_suspect() {
-        let p = prefilter(|b| b.gate(0, &["sk-", "://"]));
-        assert!(!may_match(
-            &p,
-            br#"{"a":"plain \u001b[0m \n \" \u2014 text"}"#
-        ));
-        assert!(may_match(&p, br#"{"a":"\u0073k-abc"}"#));
-        assert!(may_match(&p, br#"{"a":"postgres:\/\/u:p@h"}"#));
-        assert!(may_match(&p, br#"{"a":"sk-abc"}"#));
+        for p in prefilters(|b| b.gate(0, &["sk-", "://"])) {
+            assert!(!may_match(
+                &p,
+                br#"{"a":"plain \u001b[0m \n \" \u2014 text"}"#
+            ));
+            assert!(may_match(&p, br#"{"a":"\u0073k-abc"}"#));
+            assert!(may_match(&p, br#"{"a":"postgres:\/\/u:p@h"}"#));
+            assert!(may_match(&p, br#"{"a":"sk-abc"}"#));
+        }
     }
 
     #[test]
     fn json_keys_are_quoted_and_case_insensitive() {
-        let p = prefilter(|b| b.json_keys(&["token"]));
-        assert!(may_match(&p, br#"{"Token":1}"#));
-        assert!(may_match(&p, br#"{"TOKEN":1}"#));
-        assert!(!may_match(&p, br#"{"input_tokens":1,"token_count":2}"#));
-        assert!(may_match(&p, "{\"to\u{212A}en\":1}".as_bytes()));
-        assert!(may_match(&p, br#"{"tok\u0065n":1}"#));
-        assert!(may_match(&p, br#"{"to\u212Aen":1}"#));
+        for p in prefilters(|b| b.json_keys(&["token"])) {
+            assert!(may_match(&p, br#"{"Token":1}"#));
+            assert!(may_match(&p, br#"{"TOKEN":1}"#));
+            assert!(!may_match(&p, br#"{"input_tokens":1,"token_count":2}"#));
+            assert!(may_match(&p, "{\"to\u{212A}en\":1}".as_bytes()));
+            assert!(may_match(&p, br#"{"tok\u0065n":1}"#));
+            assert!(may_match(&p, br#"{"to\u212Aen":1}"#));
+        }
     }
 
     #[test]
     fn hits_locate_literals_and_the_rules_they_gate() {
         // Rule 0: "sk-"; rule 1: "sk-ant" (prefix-related: both run); rule 2: "AKIA".
-        let p = prefilter(|b| {
+        for p in prefilters(|b| {
             b.gate(0, &["sk-"]);
             b.gate(1, &["sk-ant"]);
             b.gate(2, &["AKIA"]);
-        });
-        let line = br#"{"a":"x sk-ant-1","b":"plain","c":"\u0041KIA","d":"AKIA"}"#;
-        let mut hits = Vec::new();
-        assert!(p.scan(line, &mut hits));
-        let span = |key: &str| {
-            let at = line
-                .windows(key.len())
-                .position(|w| w == key.as_bytes())
-                .unwrap()
-                + key.len();
-            let end = at + line[at..].iter().position(|&c| c == b'"').unwrap();
-            (at, end)
-        };
-        let mut cursor = 0;
-        let (s, e) = span(r#""a":""#);
-        let StringHits::Rules(rules) = p.string_hits(&hits, &mut cursor, s, e) else {
-            panic!()
-        };
-        assert!(rules.contains(0) && rules.contains(1) && !rules.contains(2));
-        let (s, e) = span(r#""b":""#);
-        assert_eq!(p.string_hits(&hits, &mut cursor, s, e), StringHits::Nothing);
-        let (s, e) = span(r#""c":""#);
-        assert_eq!(p.string_hits(&hits, &mut cursor, s, e), StringHits::Decode);
-        let (s, e) = span(r#""d":""#);
-        let StringHits::Rules(rules) = p.string_hits(&hits, &mut cursor, s, e) else {
-            panic!()
-        };
-        assert!(!rules.contains(0) && rules.contains(2));
-        assert!(p.candidates("AKIA sk-").contains(0));
-        assert!(!p.candidates("AKIA").contains(0));
+        }) {
+            let line = br#"{"a":"x sk-ant-1","b":"plain","c":"\u0041KIA","d":"AKIA"}"#;
+            let mut hits = Vec::new();
+            assert!(p.scan(line, &mut hits));
+            let span = |key: &str| {
+                let at = line
+                    .windows(key.len())
+                    .position(|w| w == key.as_bytes())
+                    .unwrap()
+                    + key.len();
+                let end = at + line[at..].iter().position(|&c| c == b'"').unwrap();
+                (at, end)
+            };
+            let mut cursor = 0;
+            let (s, e) = span(r#""a":""#);
+            let StringHits::Rules(rules) = p.string_hits(&hits, &mut cursor, s, e) else {
+                panic!()
+            };
+            assert!(rules.contains(0) && rules.contains(1) && !rules.contains(2));
+            let (s, e) = span(r#""b":""#);
+            assert_eq!(p.string_hits(&hits, &mut cursor, s, e), StringHits::Nothing);
+            let (s, e) = span(r#""c":""#);
+            assert_eq!(p.string_hits(&hits, &mut cursor, s, e), StringHits::Decode);
+            let (s, e) = span(r#""d":""#);
+            let StringHits::Rules(rules) = p.string_hits(&hits, &mut cursor, s, e) else {
+                panic!()
+            };
+            assert!(!rules.contains(0) && rules.contains(2));
+            assert!(p.candidates("AKIA sk-").contains(0));
+            assert!(!p.candidates("AKIA").contains(0));
+        }
     }
 
     #[test]
     fn a_rule_without_literals_turns_the_scan_off() {
-        let p = prefilter(|b| {
+        for p in prefilters(|b| {
             b.gate(0, &["sk-"]);
             b.value_regex(1, "[a-z]{40}");
-        });
-        assert!(p.scans_everything());
-        assert!(may_match(&p, b"anything"));
-        assert!(p.candidates("nothing").contains(1));
-        assert!(!p.candidates("nothing").contains(0));
-        assert!(p.candidates("an sk- here").contains(0));
+        }) {
+            assert!(p.scans_everything());
+            assert!(may_match(&p, b"anything"));
+            assert!(p.candidates("nothing").contains(1));
+            assert!(!p.candidates("nothing").contains(0));
+            assert!(p.candidates("an sk- here").contains(0));
+        }
     }
 }

@@ -22,6 +22,19 @@ fn defaults() -> Redactor {
     DEFAULTS.clone()
 }
 
+/// The defaults with the component's (Teddy) line scan instead of aho-corasick's.
+fn teddy_defaults() -> Redactor {
+    static DEFAULTS: std::sync::LazyLock<Redactor> = std::sync::LazyLock::new(|| {
+        Redactor::with_teddy(&settings(true, true, Vec::new())).unwrap()
+    });
+    DEFAULTS.clone()
+}
+
+/// The defaults with each line scan: they must redact alike.
+fn both_scans() -> [Redactor; 2] {
+    [defaults(), teddy_defaults()]
+}
+
 fn custom(
     name: &str,
     pattern: Option<&str>,
@@ -180,111 +193,115 @@ fn default_cases() -> Vec<(&'static str, String, String, String)> {
 
 #[test]
 fn every_default_value_pattern_redacts_and_spares_its_near_miss() {
-    let r = defaults();
-    for (what, secret, expected, near_miss) in default_cases() {
-        // In a JSON string value...
-        let (out, counts) = run(&r, &jline(&secret));
-        assert_eq!(out, jline(&expected), "{what}");
-        assert_eq!(
-            counts.total() as usize,
-            expected.matches("[REDACTED:").count(),
-            "{what}: {counts:?}"
-        );
-        // ...and in a line that is not JSON.
-        let (out, _) = run(&r, &secret);
-        assert_eq!(out, expected, "{what} (text)");
-        // The near miss passes through, borrowed.
-        for line in [jline(&near_miss), near_miss.clone()] {
-            let mut counts = RedactionCounts::default();
-            let out = r.redact_line(&line, &mut counts);
-            assert!(
-                is_borrowed_same(&out, &line),
-                "{what}: near miss {line:?} became {out:?}"
+    for r in both_scans() {
+        for (what, secret, expected, near_miss) in default_cases() {
+            // In a JSON string value...
+            let (out, counts) = run(&r, &jline(&secret));
+            assert_eq!(out, jline(&expected), "{what}");
+            assert_eq!(
+                counts.total() as usize,
+                expected.matches("[REDACTED:").count(),
+                "{what}: {counts:?}"
             );
-            assert!(counts.is_empty());
+            // ...and in a line that is not JSON.
+            let (out, _) = run(&r, &secret);
+            assert_eq!(out, expected, "{what} (text)");
+            // The near miss passes through, borrowed.
+            for line in [jline(&near_miss), near_miss.clone()] {
+                let mut counts = RedactionCounts::default();
+                let out = r.redact_line(&line, &mut counts);
+                assert!(
+                    is_borrowed_same(&out, &line),
+                    "{what}: near miss {line:?} became {out:?}"
+                );
+                assert!(counts.is_empty());
+            }
         }
     }
 }
 
 #[test]
 fn sensitive_field_names_redact_the_whole_value() {
-    let r = defaults();
-    let line = r#"{"password":"hunter2","API_KEY":12345,"Token":{"a":[1,"x"]},"access_token":"","passwd":"[REDACTED:SENSITIVE_FIELD]"}"#;
-    let (out, counts) = run(&r, line);
-    assert_eq!(
-        out,
-        r#"{"password":"[REDACTED:SENSITIVE_FIELD]","API_KEY":"[REDACTED:SENSITIVE_FIELD]","Token":"[REDACTED:SENSITIVE_FIELD]","access_token":"[REDACTED:SENSITIVE_FIELD]","passwd":"[REDACTED:SENSITIVE_FIELD]"}"#
-    );
-    // The already-redacted "passwd" is not counted again.
-    assert_eq!(
-        counts.0,
-        BTreeMap::from([("SENSITIVE_FIELD".to_owned(), 4)])
-    );
-    // Near misses: not the whole key, or not a key at all.
-    for line in [
-        r#"{"password_hint":"x","tokens":"y","input_tokens":5,"my_secret":"z"}"#,
-        r#"{"type":"token","value":"password"}"#,
-        "password: hunter2 (not JSON: field rules do not apply)",
-        r#"{"token":null,"secret":true,"password":false,"credentials":[]}"#,
-    ] {
-        let mut counts = RedactionCounts::default();
-        assert!(
-            is_borrowed_same(&r.redact_line(line, &mut counts), line),
-            "{line}"
+    for r in both_scans() {
+        let line = r#"{"password":"hunter2","API_KEY":12345,"Token":{"a":[1,"x"]},"access_token":"","passwd":"[REDACTED:SENSITIVE_FIELD]"}"#;
+        let (out, counts) = run(&r, line);
+        assert_eq!(
+            out,
+            r#"{"password":"[REDACTED:SENSITIVE_FIELD]","API_KEY":"[REDACTED:SENSITIVE_FIELD]","Token":"[REDACTED:SENSITIVE_FIELD]","access_token":"[REDACTED:SENSITIVE_FIELD]","passwd":"[REDACTED:SENSITIVE_FIELD]"}"#
         );
+        // The already-redacted "passwd" is not counted again.
+        assert_eq!(
+            counts.0,
+            BTreeMap::from([("SENSITIVE_FIELD".to_owned(), 4)])
+        );
+        // Near misses: not the whole key, or not a key at all.
+        for line in [
+            r#"{"password_hint":"x","tokens":"y","input_tokens":5,"my_secret":"z"}"#,
+            r#"{"type":"token","value":"password"}"#,
+            "password: hunter2 (not JSON: field rules do not apply)",
+            r#"{"token":null,"secret":true,"password":false,"credentials":[]}"#,
+        ] {
+            let mut counts = RedactionCounts::default();
+            assert!(
+                is_borrowed_same(&r.redact_line(line, &mut counts), line),
+                "{line}"
+            );
+        }
     }
 }
 
 #[test]
 fn field_patterns_apply_at_depth_and_arrays_inherit_the_key() {
-    let r = defaults();
-    let line = r#"{"a":{"b":[{"password":"x"},{"c":{"Secret":42}}]},"token":["t1",2,null,["t3",true],{"k":"v"}],"credentials":{"user":"u","pass":"p"},"n":[{"secret":"s"}]}"#;
-    let m = "\"[REDACTED:SENSITIVE_FIELD]\"";
-    let expected = format!(
-        r#"{{"a":{{"b":[{{"password":{m}}},{{"c":{{"Secret":{m}}}}}]}},"token":[{m},{m},null,[{m},true],{m}],"credentials":{m},"n":[{{"secret":{m}}}]}}"#
-    );
-    let (out, counts) = run(&r, line);
-    assert_eq!(out, expected);
-    assert_eq!(counts.total(), 8);
-    // Top-level arrays have no key: nothing to inherit.
-    let line = r#"["password","token",{"x":"secret"}]"#;
-    assert!(is_borrowed_same(
-        &r.redact_line(line, &mut RedactionCounts::default()),
-        line
-    ));
+    for r in both_scans() {
+        let line = r#"{"a":{"b":[{"password":"x"},{"c":{"Secret":42}}]},"token":["t1",2,null,["t3",true],{"k":"v"}],"credentials":{"user":"u","pass":"p"},"n":[{"secret":"s"}]}"#;
+        let m = "\"[REDACTED:SENSITIVE_FIELD]\"";
+        let expected = format!(
+            r#"{{"a":{{"b":[{{"password":{m}}},{{"c":{{"Secret":{m}}}}}]}},"token":[{m},{m},null,[{m},true],{m}],"credentials":{m},"n":[{{"secret":{m}}}]}}"#
+        );
+        let (out, counts) = run(&r, line);
+        assert_eq!(out, expected);
+        assert_eq!(counts.total(), 8);
+        // Top-level arrays have no key: nothing to inherit.
+        let line = r#"["password","token",{"x":"secret"}]"#;
+        assert!(is_borrowed_same(
+            &r.redact_line(line, &mut RedactionCounts::default()),
+            line
+        ));
+    }
 }
 
 #[test]
 fn escapes_cannot_smuggle_a_secret_past_the_prefilter() {
-    let r = defaults();
-    let cases = [
-        // An escaped letter in a sensitive key.
-        (
-            r#"{"pass\u0077ord":"x"}"#,
-            r#"{"pass\u0077ord":"[REDACTED:SENSITIVE_FIELD]"}"#,
-        ),
-        // KELVIN SIGN folds to k under (?i): escaped and raw.
-        (
-            r#"{"api_\u212Aey":"x"}"#,
-            r#"{"api_\u212Aey":"[REDACTED:SENSITIVE_FIELD]"}"#,
-        ),
-        (
-            "{\"api_\u{212A}ey\":\"x\"}",
-            "{\"api_\u{212A}ey\":\"[REDACTED:SENSITIVE_FIELD]\"}",
-        ),
-        // An escaped letter inside a key value: the escape goes with the span.
-        (
-            r#"{"k":"id \u0041KIAIOSFODNN7EXAMPLE"}"#,
-            r#"{"k":"id [REDACTED:AWS_KEY]"}"#,
-        ),
-        // `\/` in a URL: escapes outside the redacted span stay as written.
-        (
-            r#"{"k":"postgres:\/\/u:pw@h\/db"}"#,
-            r#"{"k":"postgres:\/\/u:[REDACTED:PASSWORD]@h\/db"}"#,
-        ),
-    ];
-    for (line, expected) in cases {
-        assert_eq!(run(&r, line).0, expected, "{line}");
+    for r in both_scans() {
+        let cases = [
+            // An escaped letter in a sensitive key.
+            (
+                r#"{"pass\u0077ord":"x"}"#,
+                r#"{"pass\u0077ord":"[REDACTED:SENSITIVE_FIELD]"}"#,
+            ),
+            // KELVIN SIGN folds to k under (?i): escaped and raw.
+            (
+                r#"{"api_\u212Aey":"x"}"#,
+                r#"{"api_\u212Aey":"[REDACTED:SENSITIVE_FIELD]"}"#,
+            ),
+            (
+                "{\"api_\u{212A}ey\":\"x\"}",
+                "{\"api_\u{212A}ey\":\"[REDACTED:SENSITIVE_FIELD]\"}",
+            ),
+            // An escaped letter inside a key value: the escape goes with the span.
+            (
+                r#"{"k":"id \u0041KIAIOSFODNN7EXAMPLE"}"#,
+                r#"{"k":"id [REDACTED:AWS_KEY]"}"#,
+            ),
+            // `\/` in a URL: escapes outside the redacted span stay as written.
+            (
+                r#"{"k":"postgres:\/\/u:pw@h\/db"}"#,
+                r#"{"k":"postgres:\/\/u:[REDACTED:PASSWORD]@h\/db"}"#,
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(run(&r, line).0, expected, "{line}");
+        }
     }
 }
 
@@ -482,68 +499,71 @@ fn disabled_redactors_pass_everything_through() {
 
 #[test]
 fn lines_that_are_not_json_are_redacted_as_text() {
-    let r = defaults();
-    for (line, expected) in [
-        (
-            "password=hunter2 AKIAIOSFODNN7EXAMPLE {broken",
-            "password=hunter2 [REDACTED:AWS_KEY] {broken",
-        ),
-        (
-            r#"{"t":"AKIAIOSFODNN7EXAMPLE""#,
-            r#"{"t":"[REDACTED:AWS_KEY]""#,
-        ),
-        (
-            "\u{feff}{\"t\":\"AKIAIOSFODNN7EXAMPLE\"}",
-            "\u{feff}{\"t\":\"[REDACTED:AWS_KEY]\"}",
-        ),
-    ] {
-        assert_eq!(run(&r, line).0, expected);
-    }
-    for line in ["", " ", "not json at all", "{\"password\":", "\u{0}\u{1}"] {
-        assert!(is_borrowed_same(
-            &r.redact_line(line, &mut RedactionCounts::default()),
-            line
-        ));
+    for r in both_scans() {
+        for (line, expected) in [
+            (
+                "password=hunter2 AKIAIOSFODNN7EXAMPLE {broken",
+                "password=hunter2 [REDACTED:AWS_KEY] {broken",
+            ),
+            (
+                r#"{"t":"AKIAIOSFODNN7EXAMPLE""#,
+                r#"{"t":"[REDACTED:AWS_KEY]""#,
+            ),
+            (
+                "\u{feff}{\"t\":\"AKIAIOSFODNN7EXAMPLE\"}",
+                "\u{feff}{\"t\":\"[REDACTED:AWS_KEY]\"}",
+            ),
+        ] {
+            assert_eq!(run(&r, line).0, expected);
+        }
+        for line in ["", " ", "not json at all", "{\"password\":", "\u{0}\u{1}"] {
+            assert!(is_borrowed_same(
+                &r.redact_line(line, &mut RedactionCounts::default()),
+                line
+            ));
+        }
     }
 }
 
 #[test]
 fn pem_blocks_inside_json_strings_are_redacted_across_lines() {
-    let r = defaults();
-    let content = format!(
-        "Here is the key:\n{}\nkeep this\n{}",
-        pem("OPENSSH"),
-        pem("RSA")
-    );
-    let line =
-        serde_json::to_string(&serde_json::json!({"type": "tool_result", "content": content}))
-            .unwrap();
-    assert!(line.contains("\\n-----BEGIN OPENSSH"));
-    let (out, counts) = run(&r, &line);
-    assert_eq!(
-        out,
-        r#"{"content":"Here is the key:\n[REDACTED:PRIVATE_KEY]\nkeep this\n[REDACTED:PRIVATE_KEY]","type":"tool_result"}"#
-    );
-    assert_eq!(counts.0, BTreeMap::from([("PRIVATE_KEY".to_owned(), 2)]));
+    for r in both_scans() {
+        let content = format!(
+            "Here is the key:\n{}\nkeep this\n{}",
+            pem("OPENSSH"),
+            pem("RSA")
+        );
+        let line =
+            serde_json::to_string(&serde_json::json!({"type": "tool_result", "content": content}))
+                .unwrap();
+        assert!(line.contains("\\n-----BEGIN OPENSSH"));
+        let (out, counts) = run(&r, &line);
+        assert_eq!(
+            out,
+            r#"{"content":"Here is the key:\n[REDACTED:PRIVATE_KEY]\nkeep this\n[REDACTED:PRIVATE_KEY]","type":"tool_result"}"#
+        );
+        assert_eq!(counts.0, BTreeMap::from([("PRIVATE_KEY".to_owned(), 2)]));
+    }
 }
 
 #[test]
 fn key_order_and_untouched_bytes_are_preserved() {
-    let r = defaults();
-    let line = concat!(
+    for r in both_scans() {
+        let line = concat!(
         "{ \"z\" : 1.50E+2,\t\"a\":\"\\u00e9 \\u001b[0m AKIAIOSFODNN7EXAMPLE \\ud83d\\ude00 \\/\" ,\r\n",
         " \"m\":[ 1 , \"caf\\u00e9\", -0 ], \"b\" :\"é \\\"q\\\" ghp_",
         "a1B2c3D4e5F6g7H8i9J0a1B2c3D4e5F6g7H8",
         "\\n\", \"lone\":\"\\ud800\"   }  "
     );
-    let expected = concat!(
+        let expected = concat!(
         "{ \"z\" : 1.50E+2,\t\"a\":\"\\u00e9 \\u001b[0m [REDACTED:AWS_KEY] \\ud83d\\ude00 \\/\" ,\r\n",
         " \"m\":[ 1 , \"caf\\u00e9\", -0 ], \"b\" :\"é \\\"q\\\" [REDACTED:GITHUB_TOKEN]",
         "\\n\", \"lone\":\"\\ud800\"   }  "
     );
-    let (out, counts) = run(&r, line);
-    assert_eq!(out, expected);
-    assert_eq!(counts.total(), 2);
+        let (out, counts) = run(&r, line);
+        assert_eq!(out, expected);
+        assert_eq!(counts.total(), 2);
+    }
 }
 
 #[test]
@@ -745,6 +765,33 @@ fn the_prefilter_clears_most_fixture_lines() {
         lines.len()
     );
     eprintln!("{suspect} of {} fixture lines go the slow way", lines.len());
+}
+
+#[test]
+fn teddy_and_the_automata_find_the_same_places_in_fixture_lines() {
+    let automata = defaults();
+    let teddy = teddy_defaults();
+    let (automata, teddy) = (
+        &automata.inner.as_ref().unwrap().prefilter,
+        &teddy.inner.as_ref().unwrap().prefilter,
+    );
+    let mut suspect = 0;
+    for (at, line) in fixture_lines() {
+        let (mut a, mut t) = (Vec::new(), Vec::new());
+        let decision = automata.scan(line.as_bytes(), &mut a);
+        assert_eq!(decision, teddy.scan(line.as_bytes(), &mut t), "{at}");
+        let positions = |hits: &[Hit]| {
+            let mut p: Vec<usize> = hits.iter().map(|h| h.pos).collect();
+            p.dedup();
+            p
+        };
+        assert_eq!(positions(&a), positions(&t), "{at}");
+        suspect += usize::from(decision);
+    }
+    assert!(
+        suspect > 0,
+        "the fixtures hold literals: the comparison compared something"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -997,6 +1044,8 @@ proptest! {
         let out = defaults().redact_line(&line, &mut counts);
         prop_assert!(is_borrowed_same(&out, &line), "{:?} -> {:?}", line, out);
         prop_assert!(counts.is_empty());
+        let out = teddy_defaults().redact_line(&line, &mut counts);
+        prop_assert!(is_borrowed_same(&out, &line), "teddy: {:?} -> {:?}", line, out);
     }
 
     #[test]
@@ -1018,6 +1067,8 @@ proptest! {
         if needles.is_empty() && !has_sensitive_key(&t) {
             prop_assert!(is_borrowed_same(&out, &line));
         }
+        let by_teddy = teddy_defaults().redact_line(&line, &mut RedactionCounts::default());
+        prop_assert_eq!(&by_teddy, &out, "teddy: {}", line);
     }
 
     #[test]

@@ -1,0 +1,521 @@
+//! Teddy, the SIMD multi-literal search of Hyperscan (aho-corasick has it on
+//! x86_64 and aarch64 only), on WebAssembly's 128-bit vectors: the
+//! prefilter's literal scan in the component, where aho-corasick walks its
+//! automaton byte by byte (the largest cost of redaction there).
+//!
+//! Each needle gets a 3-byte fingerprint (its window of the bytes rarest in
+//! transcripts) and one of 16 buckets. For each fingerprint byte, 16-entry
+//! tables indexed by the byte's low and high nibble give the buckets whose
+//! fingerprints could hold it there (8 per table byte, so two sets); 16 haystack positions are tested at
+//! once with byte shuffles, and only the positions where a bucket survives the
+//! three bytes are compared with that bucket's needles. An ASCII
+//! case-insensitive needle puts both cases of its letters in the tables.
+//!
+//! Off wasm32 (unit tests, the native bench) the same code runs on plain
+//! arrays; the prefilter uses it there only when a test asks for it.
+
+/// Buckets: the bits of one table byte, in two sets of tables (the
+/// default literals have some 40 distinct fingerprints; 8 buckets mixed
+/// them into too many false candidates).
+const BUCKETS: usize = 16;
+/// Fingerprint length: fewer bytes let more positions through to comparison.
+const FINGERPRINT: usize = 3;
+/// Past this many needles the buckets fill up and comparisons dominate.
+pub(crate) const MAX_NEEDLES: usize = 128;
+/// Whether this build has real vector instructions for the search.
+pub(crate) const HAS_SIMD: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
+
+#[derive(Debug, Clone)]
+struct Needle {
+    bytes: Box<[u8]>,
+    /// Where the fingerprint starts in `bytes`.
+    anchor: usize,
+    ascii_case_insensitive: bool,
+}
+
+impl Needle {
+    fn matches(&self, window: &[u8]) -> bool {
+        if self.ascii_case_insensitive {
+            window.eq_ignore_ascii_case(&self.bytes)
+        } else {
+            *window == *self.bytes
+        }
+    }
+
+    /// The fingerprint's bytes: `None` past the needle's end (any byte).
+    fn fingerprint(&self) -> [Option<u8>; FINGERPRINT] {
+        std::array::from_fn(|j| self.bytes.get(self.anchor + j).copied())
+    }
+
+    /// The nibbles of the bytes it accepts at each fingerprint position
+    /// (both cases; every nibble past its end).
+    fn nibbles(&self) -> [Nibbles; FINGERPRINT] {
+        self.fingerprint().map(|b| match b {
+            None => Nibbles::ANY,
+            Some(b) if self.ascii_case_insensitive => {
+                Nibbles::of(b.to_ascii_lowercase()).union(Nibbles::of(b.to_ascii_uppercase()))
+            }
+            Some(b) => Nibbles::of(b),
+        })
+    }
+}
+
+/// The low and the high nibbles a table position accepts: it lets through
+/// every byte made of one of each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Nibbles {
+    lo: u16,
+    hi: u16,
+}
+
+impl Nibbles {
+    const ANY: Nibbles = Nibbles {
+        lo: u16::MAX,
+        hi: u16::MAX,
+    };
+
+    fn of(b: u8) -> Nibbles {
+        Nibbles {
+            lo: 1 << (b & 0xF),
+            hi: 1 << (b >> 4),
+        }
+    }
+
+    fn union(self, other: Nibbles) -> Nibbles {
+        Nibbles {
+            lo: self.lo | other.lo,
+            hi: self.hi | other.hi,
+        }
+    }
+
+    /// The share of transcript bytes it lets through.
+    fn share(self) -> f64 {
+        let passing: u32 = (0..=255u8)
+            .filter(|&b| self.lo & (1 << (b & 0xF)) != 0 && self.hi & (1 << (b >> 4)) != 0)
+            .map(|b| u32::from(BYTE_FREQUENCY[usize::from(b)]))
+            .sum();
+        f64::from(passing) / 65536.0
+    }
+}
+
+/// The share of positions a bucket accepting `nibbles` lets through to
+/// comparison (its bytes taken as independent).
+fn pass_rate(nibbles: &[Nibbles; FINGERPRINT]) -> f64 {
+    nibbles.iter().map(|n| n.share()).product()
+}
+
+/// The compiled search. See the module docs.
+#[derive(Debug, Clone)]
+pub(crate) struct Teddy {
+    /// For fingerprint byte `j`: bucket bits by low nibble at `2 * j`, by
+    /// high nibble at `2 * j + 1`; buckets 0 to 7 in the first set, 8 to 15
+    /// in the second.
+    masks: [[[u8; 16]; 2 * FINGERPRINT]; 2],
+    buckets: [Vec<usize>; BUCKETS],
+    needles: Vec<Needle>,
+}
+
+impl Teddy {
+    /// A search for `needles` (bytes, ASCII case-insensitive); `None` when
+    /// there is none, too many, or an empty one.
+    pub(crate) fn new(needles: &[(&[u8], bool)]) -> Option<Teddy> {
+        if needles.is_empty()
+            || needles.len() > MAX_NEEDLES
+            || needles.iter().any(|(b, _)| b.is_empty())
+        {
+            return None;
+        }
+        let needles: Vec<Needle> = needles
+            .iter()
+            .map(|&(bytes, ci)| Needle {
+                bytes: bytes.into(),
+                anchor: quietest_window(bytes, ci),
+                ascii_case_insensitive: ci,
+            })
+            .collect();
+        // Widest fingerprints first, each into the bucket whose pass rate it
+        // raises least (equal fingerprints share one for free).
+        let wanted: Vec<[Nibbles; FINGERPRINT]> = needles.iter().map(Needle::nibbles).collect();
+        let mut order: Vec<usize> = (0..needles.len()).collect();
+        // Needles shorter than the fingerprint (any byte after them) first:
+        // they spoil any bucket they join, so they get the empty ones.
+        let open = |n: usize| wanted[n].iter().filter(|&&w| w == Nibbles::ANY).count();
+        order.sort_by(|&a, &b| {
+            (open(b), pass_rate(&wanted[b]))
+                .partial_cmp(&(open(a), pass_rate(&wanted[a])))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut accepted = [[Nibbles::default(); FINGERPRINT]; BUCKETS];
+        let mut buckets: [Vec<usize>; BUCKETS] = Default::default();
+        for n in order {
+            let widened = |b: usize| -> [Nibbles; FINGERPRINT] {
+                std::array::from_fn(|j| accepted[b][j].union(wanted[n][j]))
+            };
+            let cost = |b: usize| pass_rate(&widened(b)) - pass_rate(&accepted[b]);
+            let bucket = (0..BUCKETS)
+                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+                .unwrap_or(0);
+            accepted[bucket] = widened(bucket);
+            buckets[bucket].push(n);
+        }
+        // Table row `2 * j` is by low nibble, `2 * j + 1` by high nibble.
+        let masks = std::array::from_fn(|set| {
+            std::array::from_fn(|row| {
+                std::array::from_fn(|nib| {
+                    (0..8).fold(0u8, |mask, bit| {
+                        let n = accepted[set * 8 + bit][row / 2];
+                        let nibbles = if row % 2 == 0 { n.lo } else { n.hi };
+                        mask | u8::from(nibbles & (1 << nib) != 0) << bit
+                    })
+                })
+            })
+        });
+        Some(Teddy {
+            masks,
+            buckets,
+            needles,
+        })
+    }
+
+    /// Calls `found(start, needle)` for every occurrence of every needle
+    /// (overlapping ones too), `needle` being its index in [`Teddy::new`]'s
+    /// list. Occurrences come by fingerprint position, not always by start.
+    pub(crate) fn for_each_match(&self, hay: &[u8], found: &mut dyn FnMut(usize, usize)) {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        self.search::<simd128::Bytes16>(hay, found);
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        self.search::<portable::Bytes16>(hay, found);
+    }
+
+    #[inline(always)]
+    fn search<V: Vector>(&self, hay: &[u8], found: &mut dyn FnMut(usize, usize)) {
+        let [a, b] = self.masks.map(|set| set.map(V::from_array));
+        // Buckets 0-7 and 8-15 at 16 positions from `bytes` (18 bytes read).
+        let block = |bytes: &[u8]| -> (V, V) {
+            let (l0, h0) = V::load(bytes).nibbles();
+            let (l1, h1) = V::load(&bytes[1..]).nibbles();
+            let (l2, h2) = V::load(&bytes[2..]).nibbles();
+            let set = |t: &[V; 2 * FINGERPRINT]| {
+                t[0].lookup(l0)
+                    .and(t[1].lookup(h0))
+                    .and(t[2].lookup(l1))
+                    .and(t[3].lookup(h1))
+                    .and(t[4].lookup(l2))
+                    .and(t[5].lookup(h2))
+            };
+            (set(&a), set(&b))
+        };
+        let mut at = 0;
+        while at + 16 + FINGERPRINT - 1 <= hay.len() {
+            let (low, high) = block(&hay[at..]);
+            if !low.or(high).is_zero() {
+                self.verify(hay, at, low.to_array(), high.to_array(), 16, found);
+            }
+            at += 16;
+        }
+        // The last positions, zero-padded: a needle's real bytes lie inside
+        // the haystack, and padding only meets the "any byte" of short ones.
+        let rest = &hay[at..];
+        if !rest.is_empty() {
+            let mut padded = [0u8; 32 + FINGERPRINT - 1];
+            padded[..rest.len()].copy_from_slice(rest);
+            for base in (0..rest.len()).step_by(16) {
+                let (low, high) = block(&padded[base..]);
+                if !low.or(high).is_zero() {
+                    let limit = rest.len() - base;
+                    self.verify(
+                        hay,
+                        at + base,
+                        low.to_array(),
+                        high.to_array(),
+                        limit,
+                        found,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Compares the needles of the buckets left in the lanes (position
+    /// `at + i` for lane `i`, the first `limit` lanes only; buckets 0-7 in
+    /// `low`, 8-15 in `high`).
+    #[cold]
+    fn verify(
+        &self,
+        hay: &[u8],
+        at: usize,
+        low: [u8; 16],
+        high: [u8; 16],
+        limit: usize,
+        found: &mut dyn FnMut(usize, usize),
+    ) {
+        for lane in 0..limit.min(16) {
+            let mut bits = u16::from(low[lane]) | u16::from(high[lane]) << 8;
+            while bits != 0 {
+                let bucket = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for &n in &self.buckets[bucket] {
+                    let needle = &self.needles[n];
+                    let Some(start) = (at + lane).checked_sub(needle.anchor) else {
+                        continue;
+                    };
+                    let window = hay.get(start..start + needle.bytes.len());
+                    if window.is_some_and(|w| needle.matches(w)) {
+                        found(start, n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The start of the 3-byte window of `needle` rarest in transcripts (the
+/// first on ties; 0 when the needle is no longer).
+fn quietest_window(needle: &[u8], ascii_case_insensitive: bool) -> usize {
+    if needle.len() <= FINGERPRINT {
+        return 0;
+    }
+    let probe = Needle {
+        bytes: needle.into(),
+        anchor: 0,
+        ascii_case_insensitive,
+    };
+    (0..=needle.len() - FINGERPRINT)
+        .map(|anchor| {
+            let window = Needle {
+                anchor,
+                ..probe.clone()
+            };
+            (anchor, pass_rate(&window.nibbles()))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0, |(anchor, _)| anchor)
+}
+
+/// How often each byte occurs in Claude Code transcripts, per 65,536 bytes
+/// (counted over the shipped fixture sessions, at least 1): what a
+/// fingerprint costs is how often its bytes let positions through.
+#[rustfmt::skip]
+const BYTE_FREQUENCY: [u16; 256] = [
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 39, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    7403, 13, 3739, 59, 22, 70, 36, 27, 211, 212, 63, 33, 1153, 1179, 612, 491,
+    809, 819, 711, 483, 535, 395, 454, 374, 473, 421, 1450, 87, 81, 215, 178, 13,
+    23, 124, 99, 133, 139, 207, 61, 96, 55, 166, 37, 36, 126, 75, 108, 71,
+    133, 35, 158, 238, 301, 292, 54, 50, 36, 48, 76, 152, 1541, 89, 16, 769,
+    105, 2205, 603, 1402, 1550, 4546, 689, 735, 772, 2188, 140, 382, 1383, 1017, 3091, 2645,
+    1345, 132, 2157, 3021, 3197, 1126, 300, 334, 335, 376, 49, 277, 51, 277, 49, 1,
+    35, 1, 29, 1, 1, 1, 136, 1, 1, 1, 1, 2, 1, 1, 1, 4,
+    1, 1, 135, 2, 80, 1, 1, 6, 1, 1, 1, 1, 2, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 216, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+];
+
+/// The vector operations Teddy needs.
+trait Vector: Copy {
+    /// The first 16 bytes of `bytes` (which holds at least 16).
+    fn load(bytes: &[u8]) -> Self;
+    fn from_array(bytes: [u8; 16]) -> Self;
+    /// Per byte: its low nibble, and its high nibble.
+    fn nibbles(self) -> (Self, Self);
+    /// Per byte `i` of `indices` (each below 16): `self[indices[i]]`.
+    fn lookup(self, indices: Self) -> Self;
+    fn and(self, other: Self) -> Self;
+    fn or(self, other: Self) -> Self;
+    fn is_zero(self) -> bool;
+    fn to_array(self) -> [u8; 16];
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod portable {
+    /// 16 bytes in a plain array: the reference the SIMD version follows.
+    #[derive(Clone, Copy)]
+    pub(super) struct Bytes16([u8; 16]);
+
+    impl super::Vector for Bytes16 {
+        fn load(bytes: &[u8]) -> Self {
+            Bytes16(std::array::from_fn(|i| bytes[i]))
+        }
+        fn from_array(bytes: [u8; 16]) -> Self {
+            Bytes16(bytes)
+        }
+        fn nibbles(self) -> (Self, Self) {
+            (
+                Bytes16(self.0.map(|x| x & 0xF)),
+                Bytes16(self.0.map(|x| x >> 4)),
+            )
+        }
+        fn lookup(self, indices: Self) -> Self {
+            Bytes16(indices.0.map(|i| self.0[usize::from(i)]))
+        }
+        fn and(self, other: Self) -> Self {
+            Bytes16(std::array::from_fn(|i| self.0[i] & other.0[i]))
+        }
+        fn or(self, other: Self) -> Self {
+            Bytes16(std::array::from_fn(|i| self.0[i] | other.0[i]))
+        }
+        fn is_zero(self) -> bool {
+            self.0 == [0; 16]
+        }
+        fn to_array(self) -> [u8; 16] {
+            self.0
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use core::arch::wasm32::{
+        i8x16_swizzle, u8x16_shr, u8x16_splat, v128, v128_and, v128_any_true, v128_load, v128_or,
+        v128_store,
+    };
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Bytes16(v128);
+
+    impl super::Vector for Bytes16 {
+        #[inline(always)]
+        fn load(bytes: &[u8]) -> Self {
+            let bytes: &[u8; 16] = bytes[..16].try_into().expect("16 bytes");
+            // SAFETY: `bytes` is 16 readable bytes; `v128.load` needs no alignment.
+            Bytes16(unsafe { v128_load(bytes.as_ptr().cast()) })
+        }
+        #[inline(always)]
+        fn from_array(bytes: [u8; 16]) -> Self {
+            Self::load(&bytes)
+        }
+        #[inline(always)]
+        fn nibbles(self) -> (Self, Self) {
+            (
+                Bytes16(v128_and(self.0, u8x16_splat(0x0F))),
+                Bytes16(u8x16_shr(self.0, 4)),
+            )
+        }
+        #[inline(always)]
+        fn lookup(self, indices: Self) -> Self {
+            // Indices stay below 16, where `swizzle` and x86's `pshufb` agree.
+            Bytes16(i8x16_swizzle(self.0, indices.0))
+        }
+        #[inline(always)]
+        fn and(self, other: Self) -> Self {
+            Bytes16(v128_and(self.0, other.0))
+        }
+        #[inline(always)]
+        fn or(self, other: Self) -> Self {
+            Bytes16(v128_or(self.0, other.0))
+        }
+        #[inline(always)]
+        fn is_zero(self) -> bool {
+            !v128_any_true(self.0)
+        }
+        #[inline(always)]
+        fn to_array(self) -> [u8; 16] {
+            let mut out = [0u8; 16];
+            // SAFETY: `out` is 16 writable bytes; `v128.store` needs no alignment.
+            unsafe { v128_store(out.as_mut_ptr().cast(), self.0) };
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every (start, needle) the naive way, sorted.
+    fn naive(needles: &[(&[u8], bool)], hay: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for start in 0..hay.len() {
+            for (n, &(bytes, ci)) in needles.iter().enumerate() {
+                if let Some(w) = hay.get(start..start + bytes.len()) {
+                    if (ci && w.eq_ignore_ascii_case(bytes)) || w == bytes {
+                        out.push((start, n));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn teddy(needles: &[(&[u8], bool)], hay: &[u8]) -> Vec<(usize, usize)> {
+        let t = Teddy::new(needles).expect("a search");
+        let mut out = Vec::new();
+        t.for_each_match(hay, &mut |s, n| out.push((s, n)));
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn finds_every_occurrence_of_short_long_and_caseless_needles() {
+        let needles: &[(&[u8], bool)] = &[
+            (b"sk-", false),
+            (b"://", false),
+            (b"\"password\"", true),
+            (b"x", false),
+            ("\u{17F}".as_bytes(), false),
+            (b"PRIVATE KEY-----", false),
+            (b"sk-ant", false),
+        ];
+        let hay = "{\"PassWord\":\"sk-ant-x\",\"u\":\"http://h\",\"\u{17F}\":1} ends in x";
+        let found = teddy(needles, hay.as_bytes());
+        assert_eq!(found, naive(needles, hay.as_bytes()));
+        assert!(found.contains(&(1, 2)), "{found:?}");
+        assert!(found.iter().any(|&(_, n)| n == 6));
+        // Every tail length, every position of the needle near the end.
+        for len in 0..40 {
+            for at in 0..len {
+                let mut hay = vec![b'.'; len];
+                let needle = b"sk-";
+                if at + needle.len() <= len {
+                    hay[at..at + needle.len()].copy_from_slice(needle);
+                }
+                hay[len - 1] = b'x';
+                assert_eq!(teddy(needles, &hay), naive(needles, &hay), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_search() {
+        assert!(Teddy::new(&[]).is_none());
+        assert!(Teddy::new(&[(b"", false)]).is_none());
+        let many: Vec<Vec<u8>> = (0..=MAX_NEEDLES)
+            .map(|i| format!("n{i}").into_bytes())
+            .collect();
+        let many: Vec<(&[u8], bool)> = many.iter().map(|n| (n.as_slice(), false)).collect();
+        assert!(Teddy::new(&many).is_none());
+        assert!(Teddy::new(&many[..MAX_NEEDLES]).is_some());
+    }
+
+    #[test]
+    fn fingerprints_avoid_frequent_bytes() {
+        // Not the quotes, which are everywhere in JSON.
+        let k = quietest_window(b"\"password\"", true);
+        assert!((1..=6).contains(&k), "{k}");
+        // Not the "---" of Markdown rules.
+        let pem = b"PRIVATE KEY-----";
+        let k = quietest_window(pem, false);
+        assert!(!pem[k..k + FINGERPRINT].contains(&b'-'), "{k}");
+        assert_eq!(quietest_window(b"sk-", false), 0);
+        assert_eq!(quietest_window(b"ab", false), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn agrees_with_the_naive_search(
+            needles in proptest::collection::vec(("[a-cA-C\"_:é-]{1,6}", any::<bool>()), 1..20),
+            hay in "[a-cA-C\"_:é -]{0,200}",
+        ) {
+            let needles: Vec<(&[u8], bool)> =
+                needles.iter().map(|(n, ci)| (n.as_bytes(), *ci)).collect();
+            prop_assert_eq!(teddy(&needles, hay.as_bytes()), naive(&needles, hay.as_bytes()));
+        }
+    }
+}
