@@ -90,10 +90,12 @@ impl Nibbles {
 
     /// The share of transcript bytes it lets through.
     fn share(self) -> f64 {
-        let passing: u32 = (0..=255u8)
-            .filter(|&b| self.lo & (1 << (b & 0xF)) != 0 && self.hi & (1 << (b >> 4)) != 0)
-            .map(|b| u32::from(BYTE_FREQUENCY[usize::from(b)]))
-            .sum();
+        let mut passing = 0u32;
+        for hi in (0..16).filter(|hi| self.hi & (1 << hi) != 0) {
+            for lo in (0..16).filter(|lo| self.lo & (1 << lo) != 0) {
+                passing += u32::from(BYTE_FREQUENCY[hi << 4 | lo]);
+            }
+        }
         f64::from(passing) / 65536.0
     }
 }
@@ -153,8 +155,9 @@ impl Teddy {
             };
             let cost = |b: usize| pass_rate(&widened(b)) - pass_rate(&accepted[b]);
             let bucket = (0..BUCKETS)
-                .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-                .unwrap_or(0);
+                .map(|b| (b, cost(b)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |(b, _)| b);
             accepted[bucket] = widened(bucket);
             buckets[bucket].push(n);
         }
