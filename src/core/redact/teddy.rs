@@ -14,6 +14,8 @@
 //! Off wasm32 (unit tests, the native bench) the same code runs on plain
 //! arrays; the prefilter uses it there only when a test asks for it.
 
+use crate::core::byte_frequency::PER_65536;
+
 /// Buckets: the bits of one table byte, in two sets of tables (the
 /// default literals have some 40 distinct fingerprints; 8 buckets mixed
 /// them into too many false candidates).
@@ -93,7 +95,7 @@ impl Nibbles {
         let mut passing = 0u32;
         for hi in (0..16).filter(|hi| self.hi & (1 << hi) != 0) {
             for lo in (0..16).filter(|lo| self.lo & (1 << lo) != 0) {
-                passing += u32::from(BYTE_FREQUENCY[hi << 4 | lo]);
+                passing += u32::from(PER_65536[hi << 4 | lo]);
             }
         }
         f64::from(passing) / 65536.0
@@ -294,29 +296,6 @@ fn quietest_window(needle: &[u8], ascii_case_insensitive: bool) -> usize {
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map_or(0, |(anchor, _)| anchor)
 }
-
-/// How often each byte occurs in Claude Code transcripts, per 65,536 bytes
-/// (counted over the shipped fixture sessions, at least 1): what a
-/// fingerprint costs is how often its bytes let positions through.
-#[rustfmt::skip]
-const BYTE_FREQUENCY: [u16; 256] = [
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 39, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    7403, 13, 3739, 59, 22, 70, 36, 27, 211, 212, 63, 33, 1153, 1179, 612, 491,
-    809, 819, 711, 483, 535, 395, 454, 374, 473, 421, 1450, 87, 81, 215, 178, 13,
-    23, 124, 99, 133, 139, 207, 61, 96, 55, 166, 37, 36, 126, 75, 108, 71,
-    133, 35, 158, 238, 301, 292, 54, 50, 36, 48, 76, 152, 1541, 89, 16, 769,
-    105, 2205, 603, 1402, 1550, 4546, 689, 735, 772, 2188, 140, 382, 1383, 1017, 3091, 2645,
-    1345, 132, 2157, 3021, 3197, 1126, 300, 334, 335, 376, 49, 277, 51, 277, 49, 1,
-    35, 1, 29, 1, 1, 1, 136, 1, 1, 1, 1, 2, 1, 1, 1, 4,
-    1, 1, 135, 2, 80, 1, 1, 6, 1, 1, 1, 1, 2, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 216, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-];
 
 /// The vector operations Teddy needs.
 trait Vector: Copy {
