@@ -13,7 +13,7 @@
 //! before its literals are looked for. Literals are found by one aho-corasick
 //! automaton (leftmost-first, so it runs its SIMD searcher), or in the
 //! component, where aho-corasick has no SIMD searcher, by Teddy (`teddy.rs`)
-//! together with the keys; escapes by memchr. JSON.stringify only escapes `"`, `\` and
+//! together with the keys and the escapes; elsewhere escapes by memchr. JSON.stringify only escapes `"`, `\` and
 //! control characters, none of which occur in the default literals, so the
 //! escapes Claude Code writes (`\n`, `\"`, `\u001b`) do not defeat the scan.
 //! Field rules are found by their key: the default sensitive-key rule by its
@@ -178,13 +178,24 @@ impl PrefilterBuilder {
             ungated.insert(rule);
         }
         let escapes = scan.is_some() || keys.is_some();
-        // One SIMD pass for literals and keys where aho-corasick has none.
+        // One SIMD pass for literals, keys and suspect escapes where
+        // aho-corasick has no SIMD searcher.
+        let escape_needles: Vec<[u8; 2]> = if escapes {
+            let short = (0..=255u8).filter(|&b| short_suspect[usize::from(b)]);
+            std::iter::once(b'u')
+                .chain(short)
+                .map(|b| [b'\\', b])
+                .collect()
+        } else {
+            Vec::new()
+        };
         let fast = (teddy::HAS_SIMD || self.force_teddy)
             .then(|| {
                 let needles: Vec<(&[u8], bool)> = patterns
                     .iter()
                     .map(|p| (p.as_slice(), false))
                     .chain(quoted.iter().map(|k| (k.as_bytes(), true)))
+                    .chain(escape_needles.iter().map(|e| (e.as_slice(), false)))
                     .collect();
                 Teddy::new(&needles)
             })
@@ -192,6 +203,7 @@ impl PrefilterBuilder {
             .map(|teddy| FastScan {
                 teddy,
                 gated: (0..patterns.len()).map(gated).collect(),
+                escapes_from: patterns.len() + quoted.len(),
             });
         Prefilter {
             scan,
@@ -319,14 +331,17 @@ pub(crate) enum StringHits {
     Decode,
 }
 
-/// Teddy over the scan's literals (needle `i` is literal `i`) then the
-/// quoted keys.
+/// Teddy over the scan's literals (needle `i` is literal `i`), then the
+/// quoted keys, then the suspect escapes (`\u`, and `\` before each
+/// short-escape letter that stands for a hideable character).
 #[derive(Debug, Clone)]
 struct FastScan {
     teddy: Teddy,
     /// Per literal: the rules it gates (each literal found at a position is
     /// reported, so no closure is needed).
     gated: Vec<Candidates>,
+    /// Index of the first escape needle.
+    escapes_from: usize,
 }
 
 /// The compiled prefilter. See the module docs.
@@ -366,13 +381,20 @@ impl Prefilter {
         let mut key = false;
         if let Some(fast) = &self.fast {
             fast.teddy.for_each_match(line, &mut |start, needle| {
-                match fast.gated.get(needle) {
-                    Some(&rules) => hits.push(Hit {
+                if let Some(&rules) = fast.gated.get(needle) {
+                    hits.push(Hit {
                         pos: start,
                         rules: Some(rules),
-                    }),
-                    // The needles after the literals are the quoted keys.
-                    None => key = true,
+                    });
+                } else if needle < fast.escapes_from {
+                    key = true;
+                } else if line.get(start + 1) != Some(&b'u')
+                    || self.hide.contains(super::json::escape_at(line, start).1)
+                {
+                    hits.push(Hit {
+                        pos: start,
+                        rules: None,
+                    });
                 }
             });
             if !hits.is_sorted_by_key(|h| h.pos) {
@@ -392,7 +414,7 @@ impl Prefilter {
                 at = m.start() + 1;
             }
         }
-        if self.escapes {
+        if self.escapes && self.fast.is_none() {
             let literal_hits = hits.len();
             for pos in memchr::memchr_iter(b'\\', line) {
                 let suspect = match line.get(pos + 1) {
