@@ -8,7 +8,7 @@
 //! machine with no account.
 
 use confab_host::backend::{Backend, BackendConfig, DEFAULT_LOCAL_API_KEY};
-use confab_host::sandbox::{Grant, Sandbox};
+use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_sync::cli::args::{self, Command};
 use confab_sync::cli::hook::HookInput;
 use confab_sync::cli::settings::{self, Settings};
@@ -197,14 +197,21 @@ fn run_component(
     let (url, key) = settings.require().map_err(Failure::Usage)?;
 
     let component = component_path(host.component.as_deref()).map_err(Failure::Usage)?;
-    let sandbox = Sandbox::load(&component, cache_dir().as_deref()).map_err(|e| {
+    // Only a hook has a deadline (Claude Code waits for it); checking for
+    // one costs the other commands' long runs about 30%.
+    let deadlines = if matches!(command, Command::Hook(_)) {
+        Deadlines::Enforced
+    } else {
+        Deadlines::Off
+    };
+    let sandbox = Sandbox::load(&component, cache_dir().as_deref(), deadlines).map_err(|e| {
         Failure::Sync(format!(
             "cannot load the component {}: {e}",
             component.display()
         ))
     })?;
     let mut grant = Grant::new(folders, &url);
-    if matches!(command, Command::Watch { .. }) {
+    if deadlines == Deadlines::Off {
         grant.deadline = None;
     }
     let redaction = serde_json::to_string(&settings.redaction).unwrap_or_default();

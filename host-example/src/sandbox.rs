@@ -41,7 +41,8 @@ pub struct Grant {
     /// Linear memory limit of the component, in bytes.
     pub memory_limit: usize,
     /// Longest time one call into the component may run (`None`: no limit,
-    /// e.g. for `watch`); enforced with wasmtime's epoch interruption.
+    /// e.g. for `watch`); enforced with wasmtime's epoch interruption, so
+    /// only by a sandbox loaded with [`Deadlines::Enforced`].
     pub deadline: Option<Duration>,
 }
 
@@ -69,19 +70,33 @@ pub fn origin_of_url(url: &str) -> String {
     )
 }
 
+/// Whether calls into the component can be stopped at their deadline.
+/// wasmtime's epoch interruption compiles a check into every loop and
+/// function entry of the component: it made a whole sync about 30% slower
+/// (zstd's and the scanners' tight loops), so it is paid only where a
+/// deadline matters, e.g. for a Claude Code hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadlines {
+    /// [`Grant::deadline`] holds: a call past it traps.
+    Enforced,
+    /// Calls run until they return; [`Grant::deadline`] is ignored.
+    Off,
+}
+
 /// The compiled component and a linker holding exactly the granted interfaces.
 pub struct Sandbox {
     engine: Engine,
     component: Component,
     linker: Linker<HostState>,
+    deadlines: Deadlines,
 }
 
 impl Sandbox {
     /// Compile (or load from `cache_dir`) the component at `wasm_path`.
-    pub fn load(wasm_path: &Path, cache_dir: Option<&Path>) -> Result<Self> {
+    pub fn load(wasm_path: &Path, cache_dir: Option<&Path>, deadlines: Deadlines) -> Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(deadlines == Deadlines::Enforced);
         // `CONFAB_HOST_PROFILE=perfmap` writes /tmp/perf-<pid>.map so that
         // `perf report` names the guest's functions (BENCHMARKS.md, "Profiling").
         // The map is written as code is compiled, so the cache is bypassed.
@@ -91,11 +106,13 @@ impl Sandbox {
             cache_dir = None;
         }
         let engine = Engine::new(&config)?;
-        start_epoch_ticker(&engine);
+        if deadlines == Deadlines::Enforced {
+            start_epoch_ticker(&engine);
+        }
         let bytes = std::fs::read(wasm_path)
             .with_context(|| format!("cannot read the component {}", wasm_path.display()))?;
         let component = match cache_dir {
-            Some(dir) => load_cached(&engine, &bytes, dir)?,
+            Some(dir) => load_cached(&engine, &bytes, dir, deadlines)?,
             None => Component::new(&engine, &bytes)?,
         };
         let mut linker = Linker::new(&engine);
@@ -105,6 +122,7 @@ impl Sandbox {
             engine,
             component,
             linker,
+            deadlines,
         })
     }
 
@@ -174,16 +192,18 @@ impl Sandbox {
                 .memory_size(grant.memory_limit)
                 .instances(4)
                 .build(),
-            deadline_ticks: u64::MAX,
+            deadline_ticks: None,
         };
         let ticks = grant.deadline.map_or(u64::MAX, |d| {
             (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
         });
         let mut store = Store::new(&self.engine, state);
-        store.data_mut().deadline_ticks = ticks;
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        if self.deadlines == Deadlines::Enforced {
+            store.data_mut().deadline_ticks = Some(ticks);
+            store.set_epoch_deadline(ticks);
+            store.epoch_deadline_trap();
+        }
         Ok(store)
     }
 }
@@ -204,11 +224,18 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// The compiled artifact keyed by the component's bytes and wasmtime's version.
-fn load_cached(engine: &Engine, bytes: &[u8], dir: &Path) -> Result<Component> {
+fn load_cached(
+    engine: &Engine,
+    bytes: &[u8],
+    dir: &Path,
+    deadlines: Deadlines,
+) -> Result<Component> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
     env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    // Code with and without deadline checks differs: one file each.
+    (deadlines == Deadlines::Enforced).hash(&mut hasher);
     let path = dir.join(format!("confab_sync-{:016x}.cwasm", hasher.finish()));
     if path.exists() {
         // SAFETY: the file was written by `precompile_component` of this same
@@ -245,8 +272,9 @@ pub type Call<T> = Result<std::result::Result<T, SyncError>>;
 impl Instance {
     /// Each call gets the whole deadline of the grant.
     fn arm(&mut self) {
-        let ticks = self.store.data().deadline_ticks;
-        self.store.set_epoch_deadline(ticks);
+        if let Some(ticks) = self.store.data().deadline_ticks {
+            self.store.set_epoch_deadline(ticks);
+        }
     }
 
     pub fn open(&mut self, config: &SessionConfig) -> Call<SessionHandle> {
@@ -329,8 +357,9 @@ struct HostState {
     table: ResourceTable,
     hooks: OriginPolicy,
     limits: StoreLimits,
-    /// Epoch ticks each call may run (see [`Grant::deadline`]).
-    deadline_ticks: u64,
+    /// Epoch ticks each call may run (see [`Grant::deadline`]); `None`
+    /// without [`Deadlines::Enforced`].
+    deadline_ticks: Option<u64>,
 }
 
 impl WasiView for HostState {

@@ -4,8 +4,8 @@
 
 use confab_host::backend::{Backend, BackendConfig, RequestRecord};
 pub use confab_host::sandbox::{
-    Grant, Instance, RedactionSettings, Sandbox, SessionConfig, SessionHandle, SyncError,
-    SyncReport,
+    Deadlines, Grant, Instance, RedactionSettings, Sandbox, SessionConfig, SessionHandle,
+    SyncError, SyncReport,
 };
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -40,7 +40,9 @@ pub fn component_path() -> PathBuf {
 /// The compiled component, shared by every test of the process.
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| Sandbox::load(&component_path(), None).expect("load the component"))
+    SANDBOX.get_or_init(|| {
+        Sandbox::load(&component_path(), None, Deadlines::Enforced).expect("load the component")
+    })
 }
 
 /// A key the test backend accepts.
