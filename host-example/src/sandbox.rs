@@ -181,6 +181,10 @@ impl Sandbox {
             wasi.preopened_dir(dir, guest, FsPerms::ReadOnly)
                 .with_context(|| format!("cannot grant the folder {}", dir.display()))?;
         }
+        // The component runs synchronously: its file reads (MiBs each) are
+        // done on this thread rather than handed to a blocking-pool thread
+        // and waited for.
+        wasi.allow_blocking_current_thread(true);
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
