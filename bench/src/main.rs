@@ -634,7 +634,7 @@ fn render(rows: &[Row]) -> String {
             },
             r.mib_s.map_or(String::new(), |m| format!("{m:.0}")),
             if r.rss_mib > 0.0 {
-                format!("{:.0} MiB", r.rss_mib)
+                format!("{:.1} MiB", r.rss_mib)
             } else {
                 "(in-process)".into()
             },
