@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use confab_sync::core::config::{RedactionPattern, RedactionSettings};
@@ -17,12 +17,18 @@ use confab_sync::core::redact::{RedactionCounts, Redactor};
 use regex::{Captures, Regex};
 use serde_json::Value;
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 const TARGET_BYTES: usize = 64 << 20;
 const RUNS: usize = 3;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code");
-    let fixture = fixture_lines(&root);
+    let fixture: Vec<String> = fixtures::fixture_lines(&root)
+        .into_iter()
+        .map(|l| String::from_utf8(l).expect("the fixtures are UTF-8"))
+        .collect();
     let fixture_bytes: usize = fixture.iter().map(|l| l.len() + 1).sum();
     let mut clean = Vec::new();
     let mut bytes = 0;
@@ -146,28 +152,6 @@ fn row(name: &str, lines: &[String], bytes: usize, f: &dyn Fn() -> u64) {
         mib(bytes) / secs,
         lines.len() as f64 / secs
     );
-}
-
-fn fixture_lines(root: &Path) -> Vec<String> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("fixture dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    let mut lines = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).expect("fixture file");
-        lines.extend(text.lines().map(str::to_owned));
-    }
-    lines
 }
 
 /// confab's Go redactor, transcribed: every line parsed into a value, every

@@ -10,6 +10,10 @@
 //! ```
 //! (both from the repository's root).
 
+// The fixtures' lines, as benches/redactor.rs reads them.
+#[path = "../../benches/support/fixtures.rs"]
+mod fixtures;
+
 // The engine's core, as is (it has no WASI in it).
 #[allow(dead_code)]
 #[path = "../../src/core/mod.rs"]
@@ -17,7 +21,7 @@ mod core;
 
 use std::borrow::Cow;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::core::chunk::escape_line;
@@ -26,6 +30,7 @@ use crate::core::limits::{MAX_CHUNK_LINE_BYTES, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
 use crate::core::lines;
 use crate::core::metadata::{mentions_session_end, scan_line, Wants};
 use crate::core::redact::{RedactionCounts, Redactor};
+use crate::fixtures::fixture_lines;
 use zstd::zstd_safe::CParameter;
 
 const TARGET_BYTES: usize = 64 << 20;
@@ -203,32 +208,4 @@ fn row(name: &str, bytes: usize, mut f: impl FnMut() -> usize) {
 
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// Every line of every fixture file, in a stable order.
-fn fixture_lines(root: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("fixture dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    let mut lines = Vec::new();
-    for file in files {
-        let bytes = std::fs::read(&file).expect("fixture file");
-        lines.extend(
-            bytes
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-    }
-    lines
 }
