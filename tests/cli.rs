@@ -72,7 +72,7 @@ fn a_wrong_key_exits_1_with_one_line_that_does_not_hold_the_key() {
     let backend = backend();
     let ws = Workspace::new();
     let transcript = ws.copy_file("short.jsonl", "short.jsonl");
-    let key = "cfb_NotTheRightKey00000000000000000000000000";
+    let key = "cfb_NotThe-RightKey_u5Hq2Zr8Lx0Vb3Nm7Kp1Jd4g";
     let out = run(
         &ws.path(),
         &["sync", transcript.to_str().unwrap(), "--api-key", key],

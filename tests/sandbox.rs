@@ -490,7 +490,7 @@ fn confab_host_honours_the_config_file_flags_over_env_over_file() {
     let ws = Workspace::new();
     let transcript = ws.copy_file("short.jsonl", "short.jsonl");
     let t = transcript.to_str().unwrap();
-    let wrong = "cfb_WrongKey00000000000000000000000000000009";
+    let wrong = "cfb_Wrong-Key_8Hq2Zr5Lx0Vb3Nm7Kp1Jd4Wt6Ys9ab";
     let write_config = |path: &Path, url: &str, key: &str| {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let json = serde_json::json!({

@@ -362,7 +362,7 @@ fn a_wrong_key_is_unauthorized_and_never_echoed() {
     let ws = Workspace::new();
     let transcript = ws.copy_file("short.jsonl", "denied.jsonl");
     let mut cfg = config(&backend, &transcript);
-    cfg.api_key = "cfb_WrongKey00000000000000000000000000000000".into();
+    cfg.api_key = "cfb_Wrong-Key_3Fq8Zr5Lx0Vb3Nm7Kp1Jd4Wt6Ys2cd".into();
     let mut instance = sandbox()
         .instantiate(&Grant::new(vec![ws.path()], &backend.url()))
         .unwrap();
@@ -518,7 +518,7 @@ fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical()
         "AKIAIOSFODNN7EXAMPLE",
         "ghp_0123456789abcdefghijABCDEFGHIJ012345",
         "hunter2-is-my-password",
-        "cfb_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "cfb_ZZZZ-ZZZZZ_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
     ];
     let source = std::fs::read(&transcript).unwrap();
     let mut planted = Vec::new();

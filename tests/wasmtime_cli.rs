@@ -14,7 +14,7 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// A well-formed key the backend does not know.
-const WRONG_KEY: &str = "cfb_WrongKey00000000000000000000000000000009";
+const WRONG_KEY: &str = "cfb_Wrong-Key_8Hq2Zr5Lx0Vb3Nm7Kp1Jd4Wt6Ys9ab";
 
 /// `wasmtime run -S http --dir <folder> --env K=V... confab_sync.wasm <args>`.
 fn wasmtime_run(folder: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {

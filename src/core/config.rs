@@ -2,7 +2,10 @@
 //! Only data and validation live here; nothing is read from disk.
 
 /// One custom (or built-in) redaction rule, in confab's config-file shape.
+/// Unknown fields are refused: a misspelt `pattern` must not leave a rule
+/// that silently matches nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedactionPattern {
     /// Human name, used in error messages ("pattern `my-token` does not compile").
     pub name: String,
@@ -21,7 +24,9 @@ pub struct RedactionPattern {
 }
 
 /// Redaction settings, in confab's config-file shape (`"redaction": {...}`).
+/// Unknown fields are refused: `"enable": true` must not mean "off".
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedactionSettings {
     #[serde(default)]
     pub enabled: bool,
@@ -45,6 +50,8 @@ impl Default for RedactionSettings {
     }
 }
 
+pub use super::api_key::validate_api_key;
+use super::api_key::KeyGuard;
 use super::error::SyncError;
 use super::limits::{MAX_EXTERNAL_ID_BYTES, MAX_HOST_USER_BYTES, MAX_PATH_BYTES};
 
@@ -68,7 +75,7 @@ impl SessionConfig {
     /// Messages never contain the key.
     pub fn validate(&self) -> Result<(), SyncError> {
         self.check()
-            .map_err(|e| SyncError::config(hide_keys(&e.message, &self.api_key)))
+            .map_err(|e| SyncError::config(KeyGuard::for_key(&self.api_key).hide_string(e.message)))
     }
 
     fn check(&self) -> Result<(), SyncError> {
@@ -108,28 +115,6 @@ impl SessionConfig {
     }
 }
 
-/// `message` without the API key nor anything shaped like one: a key put
-/// where the URL or a path goes (swapped flags, a key pasted into the URL)
-/// must not reach a log through the message that refuses it.
-fn hide_keys(message: &str, api_key: &str) -> String {
-    let message = if api_key.len() >= 8 {
-        message.replace(api_key, "[API key]")
-    } else {
-        message.to_string()
-    };
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message.as_str();
-    while let Some(i) = rest.find("cfb_") {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i + 4..];
-        let n = tail.bytes().take_while(u8::is_ascii_alphanumeric).count();
-        out.push_str(if n > 0 { "[API key]" } else { "cfb_" });
-        rest = &tail[n..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// `http(s)://host[:port][/path]`; plain `http` only for loopback hosts.
 pub fn validate_backend_url(url: &str) -> Result<(), SyncError> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
@@ -162,22 +147,19 @@ fn host_of(authority: &str) -> &str {
     authority.split(':').next().unwrap_or("")
 }
 
+/// Plain http is allowed only where the key cannot leave the machine: an
+/// IP address in 127.0.0.0/8, `::1`, or exactly `localhost`. Decided on the
+/// parsed host, never on a prefix: `127.attacker.example` is a name that
+/// resolves wherever its owner wants.
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "::1" || host.starts_with("127.")
-}
-
-/// `cfb_` followed by 40 ASCII letters and digits.
-pub fn validate_api_key(key: &str) -> Result<(), SyncError> {
-    let ok = key.len() == 44
-        && key.starts_with("cfb_")
-        && key[4..].bytes().all(|b| b.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(SyncError::config(
-            "the API key does not look like a Confab key (`cfb_` followed by 40 letters and digits)",
-        ))
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
     }
+    if let Ok(v4) = host.parse::<std::net::Ipv4Addr>() {
+        return v4.is_loopback();
+    }
+    host.parse::<std::net::Ipv6Addr>()
+        .is_ok_and(|v6| v6.is_loopback())
 }
 
 #[cfg(test)]
@@ -198,13 +180,41 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_checked_and_never_echoed() {
-        let good = format!("cfb_{}", "a1".repeat(20));
-        assert!(validate_api_key(&good).is_ok());
-        let bad = format!("cfx_{}", "a1".repeat(20));
-        let err = validate_api_key(&bad).unwrap_err();
-        assert!(!err.message.contains(&bad[4..]));
-        assert!(validate_api_key(&format!("cfb_{}", "a".repeat(39))).is_err());
-        assert!(validate_api_key(&format!("cfb_{}-", "a".repeat(39))).is_err());
+    fn plain_http_only_for_a_host_that_is_loopback_once_parsed() {
+        for url in [
+            "http://127.0.0.1",
+            "http://127.1.2.3:9/x",
+            "http://[::1]",
+            "http://[0:0:0:0:0:0:0:1]:8",
+            "http://LOCALHOST:80",
+        ] {
+            assert!(validate_backend_url(url).is_ok(), "{url}");
+        }
+        for url in [
+            "http://127.attacker.example",
+            "http://127.0.0.1.attacker.example",
+            "http://localhost.attacker.example",
+            "http://127.0.0.1x",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://0x7f.0.0.1",
+        ] {
+            assert!(validate_backend_url(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_key_put_where_the_url_goes_is_not_in_the_refusal() {
+        let key = "cfb_Zx3-q_Rk9LmN0pQr-StUv_WxYz0123456789Abcd";
+        let config = SessionConfig {
+            backend_url: key.to_string(),
+            api_key: key.to_string(),
+            external_id: "x".into(),
+            transcript_path: "/t/x.jsonl".into(),
+            ..SessionConfig::default()
+        };
+        let e = config.validate().unwrap_err();
+        assert!(!e.message.contains(&key[4..12]), "{}", e.message);
+        assert!(e.message.contains("[API key]"), "{}", e.message);
     }
 }

@@ -689,9 +689,9 @@ fn config_errors_never_contain_the_key() {
         c
     };
     let cases = [
-        // The key itself is malformed: one character too many, or a bad one.
-        with(&|c| c.api_key = format!("{TEST_KEY}x")),
-        with(&|c| c.api_key = format!("{}!", &TEST_KEY[..43])),
+        // The key itself is malformed: a space in it, or the wrong prefix.
+        with(&|c| c.api_key = format!("{} {}", &TEST_KEY[..20], &TEST_KEY[20..])),
+        with(&|c| c.api_key = format!("cfx_{}", &TEST_KEY[4..])),
         // A good key, something else wrong.
         with(&|c| c.backend_url = "http://confab.example.com".into()),
         with(&|c| c.external_id = String::new()),
@@ -815,6 +815,72 @@ fn a_summary_naming_an_earlier_sessions_last_message_is_given_to_it() {
     w.fs.append(&transcript(), text(&[msg(3)]));
     sync(&mut engine);
     assert_eq!(w.server.paths(), [PATH_CHUNK]);
+}
+
+#[test]
+fn with_redaction_on_no_secret_reaches_metadata_a_patch_an_event_or_a_link() {
+    let w = World::new();
+    let earlier = "11111111-2222-4333-8444-555555555555";
+    w.fs.write(
+        &format!("{DIR}/{earlier}.jsonl"),
+        text(&[r#"{"type":"assistant","uuid":"leaf-7","message":{"content":"bye"}}"#.to_string()]),
+    );
+    w.server.add_session(earlier);
+    let aws = format!("AKIA{}", "QWERTYUIOPASDFGH");
+    let github = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0".repeat(2));
+    // The secret sits past the 4096-byte cut of the first user message: it
+    // must be redacted before the cut, or a prefix of it would survive.
+    let long = format!("{} {github}", "word ".repeat(818));
+    let first = serde_json::json!({"type": "user", "message": {"role": "user",
+        "content": format!("deploy with {aws} and {long}")}});
+    let own = serde_json::json!({"type": "summary", "summary": format!("Rotated {github}")});
+    let leaf = serde_json::json!({"type": "summary", "summary": format!("Used {aws}"), "leafUuid": "leaf-7"});
+    w.fs.write(
+        &transcript(),
+        text(&[first.to_string(), own.to_string(), leaf.to_string()]),
+    );
+    let mut c = config();
+    c.redaction.enabled = true;
+    let mut engine =
+        Engine::new(c, w.fs.clone(), w.server.clone(), w.clock.clone()).expect("config");
+    engine.init().expect("init");
+    sync(&mut engine);
+    engine
+        .send_event(
+            "session_end",
+            "2026-02-12T16:02:25Z",
+            &format!(r#"{{"note":"{aws}"}}"#),
+        )
+        .expect("event");
+    engine
+        .link_github(
+            "https://github.com/o/r/pull/1",
+            Some(&format!("PR {github}")),
+        )
+        .expect("link");
+
+    let meta = w.server.chunks()[0].metadata.clone().expect("metadata");
+    let message = meta["first_user_message"].as_str().unwrap();
+    assert!(
+        message.starts_with("deploy with [REDACTED:AWS_KEY] and word"),
+        "{message}"
+    );
+    assert!(message.len() <= super::super::limits::FIRST_USER_MESSAGE_MAX_BYTES);
+    assert_eq!(meta["summary"], "Rotated [REDACTED:GITHUB_TOKEN]");
+    assert_eq!(
+        w.server.summary(earlier).as_deref(),
+        Some("Used [REDACTED:AWS_KEY]")
+    );
+    for request in w.server.requests() {
+        let body = String::from_utf8_lossy(&request.body);
+        for secret in [&aws[..], &github[..12], &github[github.len() - 8..]] {
+            assert!(
+                !body.contains(secret),
+                "{} carries {secret}: {body}",
+                request.path
+            );
+        }
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! [`retry`]) -> the transport. [`engine`] holds the state and drives it;
 //! [`discovery`] knows which files make a session.
 
+pub mod api_key;
 pub(crate) mod byte_frequency;
 pub mod checkpoint;
 pub mod chunk;

@@ -46,7 +46,7 @@ pub fn sandbox() -> &'static Sandbox {
 }
 
 /// A key the test backend accepts.
-pub const KEY: &str = "cfb_TestKey000000000000000000000000000000001";
+pub const KEY: &str = "cfb_Test-Key_Q7mZ2xR9vL4kP8sW1nB6cT3yH5jD0ef";
 
 pub fn backend() -> Backend {
     Backend::start(BackendConfig {

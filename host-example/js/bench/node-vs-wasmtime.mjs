@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const repo = resolve(here, "../../..");
 const FIXTURE = "8463c716-a2ea-4c14-9efa-87158ebd9f20";
-const KEY = "cfb_rISgKWagGSoryOL4lyuKqv4f5I0aHW1O5c4D8nfR";
+const KEY = "cfb_rISgKWag-SoryOL4lyuK_v4f5I0aHW1O5c4D8nfR";
 const hostBin = process.env.CONFAB_HOST_BIN || join(repo, "target/release/confab-host");
 
 if (process.argv[2] === "--child") {

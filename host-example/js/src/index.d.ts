@@ -46,7 +46,7 @@ export interface RedactionOptions {
 export interface SyncSessionOptions {
   /** e.g. `https://confab.example.com` (`http://` only for loopback). */
   backendUrl: string;
-  /** `cfb_` + 40 letters and digits. */
+  /** A Confab API key: `cfb_` + 40 characters of base64url (letters, digits, `-`, `_`). */
   apiKey: string;
   /** The session's `<uuid>.jsonl`. Its folder is the only one the component can read. */
   transcriptPath: string;

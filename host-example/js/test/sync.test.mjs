@@ -33,7 +33,7 @@ const repo = resolve(packageDir, "../..");
 const fixtures = join(repo, "tests/fixtures/claude-code");
 const SESSIONS = ["258c7280-ae70-4798-800f-63464d01a85d", "8463c716-a2ea-4c14-9efa-87158ebd9f20"];
 // DEFAULT_LOCAL_API_KEY in host-example/src/backend/mod.rs.
-const KEY = "cfb_rISgKWagGSoryOL4lyuKqv4f5I0aHW1O5c4D8nfR";
+const KEY = "cfb_rISgKWag-SoryOL4lyuK_v4f5I0aHW1O5c4D8nfR";
 const wasmPath = process.env.CONFAB_SYNC_WASM || defaultWasm;
 const hostBin = process.env.CONFAB_HOST_BIN || join(repo, "target/release/confab-host");
 
@@ -315,8 +315,8 @@ test("an error of the component is a JS exception with the sync-error case and i
   const transcriptPath = join(folder, `${SESSIONS[1]}.jsonl`);
 
   // A well-formed key the backend does not know.
-  const wrongKey = "cfb_" + "Zq9".repeat(13) + "x";
-  assert.match(wrongKey, /^cfb_[A-Za-z0-9]{40}$/);
+  const wrongKey = "cfb_" + "Zq-9_".repeat(8);
+  assert.match(wrongKey, /^cfb_[A-Za-z0-9_-]{40}$/);
   const wrong = new lib.SyncSession({ backendUrl: backend.url, apiKey: wrongKey, transcriptPath });
   await assert.rejects(wrong.init(), (e) => {
     assert.ok(e instanceof lib.SyncError && e instanceof Error);

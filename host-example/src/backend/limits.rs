@@ -7,10 +7,10 @@
 //! `validation/input.go`). A rule that is stricter than the real server is
 //! marked so, with the reason.
 
-/// backend-api.md, Transport: "API keys look like `cfb_` followed by 40
-/// letters and digits."
+/// backend-api.md, Transport: the server mints `cfb_` followed by the first
+/// 40 characters of base64url of 32 random bytes.
 pub const API_KEY_PREFIX: &str = "cfb_";
-/// backend-api.md, Transport: the 40 letters and digits after the prefix.
+/// backend-api.md, Transport: the 40 base64url characters after the prefix.
 pub const API_KEY_SECRET_LEN: usize = 40;
 
 /// backend-api.md, Transport: the `User-Agent` is

@@ -36,16 +36,17 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 
 /// The API key of the embedded default backend: fixed, so a host started
-/// without configuration and its client agree on it; shaped like a real key
-/// (`cfb_` + 40 letters and digits), so it passes the same checks.
-pub const DEFAULT_LOCAL_API_KEY: &str = "cfb_rISgKWagGSoryOL4lyuKqv4f5I0aHW1O5c4D8nfR";
+/// without configuration and its client agree on it; shaped like a key the
+/// server mints (`cfb_` + 40 of base64url, `-` and `_` included), so it
+/// passes the same checks.
+pub const DEFAULT_LOCAL_API_KEY: &str = "cfb_rISgKWag-SoryOL4lyuK_v4f5I0aHW1O5c4D8nfR";
 
 /// How to start a [`Backend`].
 #[derive(Clone)]
 pub struct BackendConfig {
     /// Accepted keys; the key at index i is user i + 1. Each must look like
-    /// `cfb_` + 40 ASCII letters and digits ([`Backend::start`] refuses
-    /// others, since no client could ever present them).
+    /// a key the server mints, `cfb_` + 40 of base64url ([`Backend::start`]
+    /// refuses others: the server never hands them out).
     pub api_keys: Vec<String>,
     /// When set, everything is persisted here and reloaded on start.
     pub mirror_dir: Option<PathBuf>,
@@ -199,7 +200,7 @@ impl Backend {
             .position(|k| !rules::is_api_key_shape(k))
         {
             anyhow::bail!(
-                "api_keys[{index}] does not look like a Confab key (cfb_ + 40 letters and digits)"
+                "api_keys[{index}] does not look like a key the server mints (cfb_ + 40 of A-Z a-z 0-9 - _)"
             );
         }
         let store = store::Store::open(config.mirror_dir.clone())?;

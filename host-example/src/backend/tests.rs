@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::*;
 
 const UA: &str = "confab-sync/0.1.0 (wasm32-wasip2)";
-const SECOND_KEY: &str = "cfb_0123456789abcdefghijABCDEFGHIJ0123456789";
+const SECOND_KEY: &str = "cfb_0123456789abcdefgh-_ABCDEFGHIJ0123456789";
 
 // ---------------------------------------------------------------------------
 // Raw HTTP/1.1 client
@@ -235,7 +235,7 @@ fn auth_refuses_missing_malformed_and_unknown_keys_without_echo() {
     );
     assert_eq!(missing.status, 401);
 
-    let unknown = "cfb_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
+    let unknown = "cfb_ZZZZ-ZZZZZ_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ";
     let wrong = send(
         port,
         "GET",
