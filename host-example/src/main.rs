@@ -12,6 +12,7 @@ use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_sync::cli::args::{self, Command};
 use confab_sync::cli::hook::HookInput;
 use confab_sync::cli::settings::{self, Settings};
+use confab_sync::core::api_key::KeyGuard;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,16 +42,60 @@ EXIT STATUS (confab-host):
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    match run(argv) {
+    // The component hides keys in what it prints; the host's own messages
+    // go through the same guard.
+    let guard = key_guard(&argv);
+    match run(argv, &guard) {
         Ok(code) => code,
         Err(Failure::Usage(m)) => {
-            eprintln!("confab-host: {m}");
+            eprintln!("confab-host: {}", guard.hide(&m));
             ExitCode::from(2)
         }
         Err(Failure::Sync(m)) => {
-            eprintln!("confab-host: {m}");
+            eprintln!("confab-host: {}", guard.hide(&m));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Every key this run may use: `--api-key`, `CONFAB_API_KEY`, the config
+/// file's `api_key`.
+fn key_guard(argv: &[String]) -> KeyGuard {
+    let mut guard = KeyGuard::new();
+    let mut args = argv.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--api-key" {
+            args.next().inspect(|key| guard.add(key));
+        } else if let Some(key) = arg.strip_prefix("--api-key=") {
+            guard.add(key);
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(key) = env("CONFAB_API_KEY") {
+        guard.add(&key);
+    }
+    let flags = args::CommonArgs::default();
+    if let Ok(Settings {
+        api_key: Some(key), ..
+    }) = settings::resolve(&flags, &env, &read_file)
+    {
+        guard.add(&key);
+    }
+    guard
+}
+
+/// A whole file, at most `max` bytes; `Ok(None)` when it does not exist.
+fn read_file(path: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::File::open(path) {
+        Ok(f) => {
+            let mut buf = Vec::new();
+            f.take(max as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| e.to_string())?;
+            Ok(Some(buf))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -97,7 +142,7 @@ fn take_host_options(argv: &mut Vec<String>) -> Result<HostOptions, Failure> {
     Ok(options)
 }
 
-fn run(mut argv: Vec<String>) -> Result<ExitCode, Failure> {
+fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     if argv.first().map(String::as_str) == Some("backend") {
         return serve_backend(&argv[1..]);
     }
@@ -123,17 +168,20 @@ fn run(mut argv: Vec<String>) -> Result<ExitCode, Failure> {
         match HookInput::parse(&stdin) {
             Ok(input) => Some(input.transcript_path),
             Err(m) => {
-                eprintln!("confab-sync hook: {m}");
+                eprintln!("confab-sync hook: {}", guard.hide(&m));
                 return Ok(ExitCode::SUCCESS);
             }
         }
     } else {
         transcript
     };
-    let outcome = run_component(&command, &argv, &common, transcript, stdin, &host);
+    let outcome = run_component(&command, &argv, &common, transcript, stdin, &host, guard);
     match outcome {
         Err(Failure::Usage(m) | Failure::Sync(m)) if is_hook => {
-            eprintln!("confab-sync hook: {m}; the session was not synced");
+            eprintln!(
+                "confab-sync hook: {}; the session was not synced",
+                guard.hide(&m)
+            );
             Ok(ExitCode::SUCCESS)
         }
         other => other,
@@ -147,22 +195,10 @@ fn run_component(
     transcript: Option<String>,
     stdin: Vec<u8>,
     host: &HostOptions,
+    guard: &KeyGuard,
 ) -> Result<ExitCode, Failure> {
     let env = |k: &str| std::env::var(k).ok();
-    let read = |path: &str, max: usize| -> Result<Option<Vec<u8>>, String> {
-        match std::fs::File::open(path) {
-            Ok(f) => {
-                let mut buf = Vec::new();
-                f.take(max as u64)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| e.to_string())?;
-                Ok(Some(buf))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
-    };
-    let mut settings = settings::resolve(common, &env, &read).map_err(Failure::Usage)?;
+    let mut settings = settings::resolve(common, &env, &read_file).map_err(Failure::Usage)?;
     // A pattern that does not compile is a configuration error (exit 2), caught
     // here with the component's own redactor before anything runs.
     confab_sync::core::redact::Redactor::new(&settings.redaction)
@@ -251,11 +287,12 @@ fn run_component(
             ))
         })?;
     if let (Some(backend), Some(id)) = (&local, external_id) {
-        eprintln!(
+        let said = format!(
             "mirrored into {} (embedded local backend on {})",
             host.mirror.join(id).display(),
             backend.url()
         );
+        eprintln!("{}", guard.hide(&said));
     }
     Ok(if ok {
         ExitCode::SUCCESS

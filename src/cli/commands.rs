@@ -4,6 +4,7 @@
 //! status.
 
 use super::args::{self, Command, CommonArgs, SyncArgs};
+use super::guard;
 use super::hook::HookInput;
 use super::output;
 use super::settings::{self, Settings};
@@ -74,8 +75,14 @@ pub enum Exit {
     Failure,
 }
 
-/// Parse `argv` (without the program name) and run it.
+/// Parse `argv` (without the program name) and run it. Whatever it prints
+/// goes through the run's [`guard::KeyGuard`](crate::core::api_key::KeyGuard).
 pub fn run<P: Platform>(p: &mut P, argv: &[String]) -> Exit {
+    let guard = guard::key_guard(p, argv);
+    run_unguarded(&mut guard::Guarded::new(p, guard), argv)
+}
+
+fn run_unguarded<P: Platform>(p: &mut P, argv: &[String]) -> Exit {
     let command = match args::parse(argv) {
         Ok(c) => c,
         Err(message) => return fail(p, &message),

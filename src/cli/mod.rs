@@ -5,10 +5,15 @@
 //! [`settings`] resolves configuration (flags, environment, confab's config
 //! file), [`hook`] reads Claude Code's hook input, [`output`] formats, and
 //! [`commands`] runs a command on a [`commands::Platform`] that the WASI edge
-//! (or a test) provides.
+//! (or a test) provides, through [`guard`], which keeps API keys out of
+//! everything printed.
 
 pub mod args;
 pub mod commands;
+pub mod guard;
 pub mod hook;
 pub mod output;
 pub mod settings;
+
+#[cfg(test)]
+mod tests;

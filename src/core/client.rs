@@ -4,6 +4,7 @@
 //! It moves bytes through a [`Transport`]; it never formats the API key into
 //! anything but the `Authorization` header.
 
+use super::api_key::KeyGuard;
 use super::error::{ErrorKind, SyncError};
 use super::io::{Clock, HttpRequest, HttpResponse, InFlight, Method, Transport, TransportError};
 use super::limits::{COMPRESS_THRESHOLD, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
@@ -43,6 +44,9 @@ pub struct Client<T, C> {
     clock: C,
     base_url: String,
     authorization: String,
+    /// Server bodies and transport messages may echo the key (a proxy that
+    /// quotes the request's headers): every error passes through this.
+    guard: KeyGuard,
     compressor: Option<zstd::bulk::Compressor<'static>>,
     /// Retry waits stop once this much time has been spent waiting in total.
     wait_budget: Duration,
@@ -57,6 +61,7 @@ impl<T: Transport, C: Clock> Client<T, C> {
             clock,
             base_url: base_url.trim_end_matches('/').to_string(),
             authorization: format!("Bearer {api_key}"),
+            guard: KeyGuard::for_key(api_key),
             compressor: None,
             wait_budget: Duration::from_secs(600),
             waited: Duration::ZERO,
@@ -173,7 +178,10 @@ impl<T: Transport, C: Clock> Client<T, C> {
                     retries += 1;
                     self.stats.retries += 1;
                 }
-                _ => return Err(error),
+                _ => {
+                    let SyncError { kind, message } = error;
+                    return Err(SyncError::new(kind, self.guard.hide_string(message)));
+                }
             }
         }
     }
@@ -435,12 +443,34 @@ mod tests {
         }
         // A wrong key is refused by the server itself, with the same result.
         let (server, clock) = (FakeServer::new(), FakeClock::new());
-        let other = format!("cfb_{}", "Z".repeat(40));
+        let other = format!("cfb_{}", "Zq-9_".repeat(8));
         let error = Client::new(server.clone(), clock, BASE, &other)
             .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
             .expect_err("unknown key");
         assert_eq!(error.kind, ErrorKind::Unauthorized);
         assert!(!error.message.contains(&other[4..]));
+    }
+
+    #[test]
+    fn a_body_that_echoes_the_authorization_header_does_not_show_the_key() {
+        for status in [400, 404, 409, 413, 500, 503] {
+            let (server, clock) = (FakeServer::new(), FakeClock::new());
+            for _ in 0..6 {
+                server.fail_any(Fault::EchoAuthorization(status));
+            }
+            let error = client(&server, &clock)
+                .call(Method::Post, PATH_INIT, Some(&init_body(200)), Repeat::Safe)
+                .expect_err("refused");
+            assert!(
+                error.message.contains("Authorization: Bearer [API key]"),
+                "{}",
+                error.message
+            );
+            for w in TEST_KEY.as_bytes().windows(8) {
+                let w = std::str::from_utf8(w).unwrap();
+                assert!(!error.message.contains(w), "{status}: {}", error.message);
+            }
+        }
     }
 
     #[test]

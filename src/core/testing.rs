@@ -24,8 +24,9 @@ use std::io::Read;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// A key of the right shape; the only one [`FakeServer`] accepts.
-pub(crate) const TEST_KEY: &str = "cfb_0123456789abcdefghijABCDEFGHIJ0123456789";
+/// A key as the server mints them (base64url, `-` and `_` included); the
+/// one [`FakeServer`] accepts unless told otherwise.
+pub(crate) const TEST_KEY: &str = "cfb_q3-Zt8_LmW0xKe4-RuY7_nBv2PcH9sJd6Ag1oF5T";
 /// The backend's body limit, counted after decompression.
 pub(crate) const MAX_BODY_BYTES: usize = 16 << 20;
 /// Request bodies up to this size are kept in [`Recorded::body`].
@@ -227,6 +228,9 @@ pub(crate) enum Fault {
     StoreThenLose,
     /// The connection fails: nothing reaches the server.
     Connect,
+    /// Answer with this status and a plain-text body that echoes the
+    /// request's `Authorization` header, as a careless proxy would.
+    EchoAuthorization(u16),
 }
 
 impl Fault {
@@ -290,6 +294,8 @@ struct ServerState {
     /// Started requests reach the server only when the engine waits for
     /// their answer (as if the network were slow).
     deferred: bool,
+    /// The key this server accepts (`None`: [`TEST_KEY`]).
+    key: Option<String>,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -362,6 +368,11 @@ impl FakeServer {
     }
 
     /// The next request to `path` meets `fault` (faults apply in the order given).
+    /// Accept `key` instead of [`TEST_KEY`].
+    pub(crate) fn accept_key(&self, key: &str) {
+        self.state.borrow_mut().key = Some(key.to_string());
+    }
+
     pub(crate) fn fail_next(&self, path: &str, fault: Fault) {
         self.state
             .borrow_mut()
@@ -516,6 +527,16 @@ impl Transport for FakeServer {
             .and_then(|i| state.faults.remove(i))
             .map(|(_, f)| f);
         let (status, body, retry_after) = match fault {
+            Some(Fault::EchoAuthorization(status)) => {
+                let echoed = header(request, "authorization").unwrap_or("").to_string();
+                record.result = Ok(status);
+                state.requests.push(record);
+                return Ok(HttpResponse {
+                    status,
+                    headers: vec![("content-type".to_string(), "text/plain".to_string())],
+                    body: format!("refused request with Authorization: {echoed}").into_bytes(),
+                });
+            }
             Some(Fault::Connect) => {
                 let error = TransportError::Connect("connection refused (scripted)".into());
                 record.result = Err(error.clone());
@@ -596,7 +617,8 @@ fn handle(
     path: &str,
     record: &mut Recorded,
 ) -> Result<Value, Refusal> {
-    if header(request, "authorization") != Some(format!("Bearer {TEST_KEY}").as_str()) {
+    let key = state.key.as_deref().unwrap_or(TEST_KEY);
+    if header(request, "authorization") != Some(format!("Bearer {key}").as_str()) {
         return Err((401, "invalid or revoked API key".into()));
     }
     let user_agent = header(request, "user-agent").unwrap_or("");

@@ -2,6 +2,7 @@
 //! and back. One `sync-session` resource wraps one core [`Engine`].
 
 use super::{WasiClock, WasiFs, WasiHttp};
+use crate::core::api_key::KeyGuard;
 use crate::core::config::{RedactionPattern, RedactionSettings, SessionConfig};
 use crate::core::engine::{self, Engine};
 use crate::core::error::{ErrorKind, SyncError as CoreError};
@@ -23,7 +24,12 @@ type WasiEngine = Engine<WasiFs, WasiHttp, WasiClock>;
 
 struct Component;
 
-pub struct SyncSession(RefCell<WasiEngine>);
+/// One engine, and the guard that keeps its key out of every message a
+/// host gets back (errors, failed files, warnings).
+pub struct SyncSession {
+    engine: RefCell<WasiEngine>,
+    guard: KeyGuard,
+}
 
 impl Guest for Component {
     type SyncSession = SyncSession;
@@ -39,26 +45,33 @@ impl Guest for Component {
 
 impl GuestSyncSession for SyncSession {
     fn open(config: WitConfig) -> Result<SyncSessionHandle, SyncError> {
+        let guard = KeyGuard::for_key(&config.api_key);
         let engine = Engine::new(
             core_config(config),
             WasiFs::new(),
             WasiHttp::default(),
             WasiClock,
         )
-        .map_err(wit_error)?;
-        Ok(SyncSessionHandle::new(SyncSession(RefCell::new(engine))))
+        .map_err(|e| wit_error(e, &guard))?;
+        Ok(SyncSessionHandle::new(SyncSession {
+            engine: RefCell::new(engine),
+            guard,
+        }))
     }
 
     fn init(&self) -> Result<String, SyncError> {
-        self.0.borrow_mut().init().map_err(wit_error)
+        self.engine
+            .borrow_mut()
+            .init()
+            .map_err(|e| wit_error(e, &self.guard))
     }
 
     fn sync_all(&self) -> Result<SyncReport, SyncError> {
-        self.0
+        self.engine
             .borrow_mut()
             .sync_all()
-            .map(wit_report)
-            .map_err(wit_error)
+            .map(|r| wit_report(r, &self.guard))
+            .map_err(|e| wit_error(e, &self.guard))
     }
 
     fn send_event(
@@ -67,10 +80,10 @@ impl GuestSyncSession for SyncSession {
         timestamp: String,
         payload_json: String,
     ) -> Result<(), SyncError> {
-        self.0
+        self.engine
             .borrow_mut()
             .send_event(&event_type, &timestamp, &payload_json)
-            .map_err(wit_error)
+            .map_err(|e| wit_error(e, &self.guard))
     }
 
     fn update_session_summary(
@@ -78,18 +91,18 @@ impl GuestSyncSession for SyncSession {
         external_id: String,
         summary: String,
     ) -> Result<(), SyncError> {
-        self.0
+        self.engine
             .borrow_mut()
             .update_session_summary(&external_id, &summary)
-            .map_err(wit_error)
+            .map_err(|e| wit_error(e, &self.guard))
     }
 
     fn link_github(&self, url: String, title: Option<String>) -> Result<GithubLink, SyncError> {
         let link = self
-            .0
+            .engine
             .borrow_mut()
             .link_github(&url, title.as_deref())
-            .map_err(wit_error)?;
+            .map_err(|e| wit_error(e, &self.guard))?;
         Ok(GithubLink {
             id: link.id,
             link_type: link.link_type,
@@ -98,11 +111,11 @@ impl GuestSyncSession for SyncSession {
     }
 
     fn session_id(&self) -> Option<String> {
-        self.0.borrow().session_id().map(str::to_string)
+        self.engine.borrow().session_id().map(str::to_string)
     }
 
     fn stats(&self) -> Vec<FileStats> {
-        self.0
+        self.engine
             .borrow()
             .stats()
             .into_iter()
@@ -115,7 +128,7 @@ impl GuestSyncSession for SyncSession {
     }
 
     fn reset(&self) {
-        self.0.borrow_mut().reset();
+        self.engine.borrow_mut().reset();
     }
 }
 
@@ -155,8 +168,8 @@ fn wit_file_type(t: CoreFileType) -> FileType {
     }
 }
 
-pub(crate) fn wit_error(e: CoreError) -> SyncError {
-    let m = e.message;
+fn wit_error(e: CoreError, guard: &KeyGuard) -> SyncError {
+    let m = guard.hide_string(e.message);
     match e.kind {
         ErrorKind::NotInitialized => SyncError::NotInitialized(m),
         ErrorKind::Unauthorized => SyncError::Unauthorized(m),
@@ -171,7 +184,7 @@ pub(crate) fn wit_error(e: CoreError) -> SyncError {
     }
 }
 
-fn wit_report(r: CoreReport) -> SyncReport {
+fn wit_report(r: CoreReport, guard: &KeyGuard) -> SyncReport {
     SyncReport {
         files: r
             .files
@@ -189,7 +202,7 @@ fn wit_report(r: CoreReport) -> SyncReport {
             .into_iter()
             .map(|f| FileFailure {
                 name: f.name,
-                error: wit_error(f.error),
+                error: wit_error(f.error, guard),
             })
             .collect(),
         chunks: r.chunks,
@@ -205,7 +218,11 @@ fn wit_report(r: CoreReport) -> SyncReport {
             .into_iter()
             .map(|(kind, count)| RedactionCount { kind, count })
             .collect(),
-        warnings: r.warnings,
+        warnings: r
+            .warnings
+            .into_iter()
+            .map(|w| guard.hide_string(w))
+            .collect(),
     }
 }
 
