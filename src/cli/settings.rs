@@ -12,11 +12,24 @@ use serde::Deserialize;
 /// A config file is a few hundred bytes; anything over this is refused.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
+/// `~/.confab/config.json`: the fields confab's own config has are
+/// accepted (those this engine does not use are ignored); any other field is
+/// refused, so that a typo (`"enable": true` in `redaction`) cannot quietly
+/// turn redaction off.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     backend_url: Option<String>,
     api_key: Option<String>,
     redaction: Option<RedactionSettings>,
+    /// confab's own: its log level, self-update switch and per-provider
+    /// backends. Accepted, not used here.
+    #[serde(default, rename = "log_level")]
+    _log_level: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "auto_update")]
+    _auto_update: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "bindings")]
+    _bindings: Option<serde::de::IgnoredAny>,
 }
 
 /// Resolved settings; `None` means "not configured anywhere".
@@ -203,6 +216,34 @@ mod tests {
             .require()
             .unwrap_err()
             .starts_with("no backend configured"));
+    }
+
+    #[test]
+    fn confabs_own_fields_are_accepted_and_typos_are_refused() {
+        let ok = r#"{"backend_url":"https://x.example","api_key":"cfb_file","log_level":"debug","auto_update":false,"bindings":{"codex":{"/d":{"backend_url":"https://y","api_key":"cfb_y"}}},"redaction":{"enabled":true,"use_default_patterns":true,"patterns":[{"name":"n","pattern":"p","type":"t","capture_group":0,"field_pattern":"f"}]}}"#;
+        let fs = files(&[("/h/.confab/config.json", ok)]);
+        let s = resolve(&CommonArgs::default(), &env(&[("HOME", "/h")]), &fs).unwrap();
+        assert!(s.redaction.enabled);
+        for (typo, field) in [
+            (r#"{"redaction":{"enable":true}}"#, "enable"),
+            (
+                r#"{"redaction":{"enabled":true,"patterns":[{"name":"n","patern":"p","type":"t"}]}}"#,
+                "patern",
+            ),
+            (r#"{"backendurl":"https://x.example"}"#, "backendurl"),
+        ] {
+            let fs = files(&[("/h/.confab/config.json", typo)]);
+            let e = resolve(&CommonArgs::default(), &env(&[("HOME", "/h")]), &fs).unwrap_err();
+            assert!(e.contains(&format!("`{field}`")), "{e}");
+            assert!(
+                e.contains("/h/.confab/config.json") && !e.contains('\n'),
+                "{e}"
+            );
+        }
+        let e = env(&[("CONFAB_REDACTION", r#"{"enable":true}"#)]);
+        assert!(resolve(&CommonArgs::default(), &e, &files(&[]))
+            .unwrap_err()
+            .contains("`enable`"));
     }
 
     #[test]
