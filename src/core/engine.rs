@@ -573,12 +573,18 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             if matches!(text, Cow::Owned(_)) {
                 invalid_utf8 += 1;
             }
+            let redacted = redactor.redact_line(&text, &mut counts);
             if is_transcript {
-                observe_transcript_line(&text, meta, &mut ids);
+                // Metadata comes from the line as it is uploaded: a secret
+                // in the first user message or a summary is gone there too,
+                // and it is gone before the value is cut to its limit.
+                observe_transcript_line(&redacted, meta, &mut ids);
+                if matches!(redacted, Cow::Owned(_)) {
+                    metadata::agent_ids(&text, &mut ids);
+                }
             } else {
                 metadata::agent_ids(&text, &mut ids);
             }
-            let redacted = redactor.redact_line(&text, &mut counts);
             escape_line(&redacted, escaped);
             if !chunk.fits(escaped.len()) {
                 if !chunk.is_empty() {
@@ -586,7 +592,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                     if let Some(sent) = in_flight.take() {
                         confirm_chunk(progress, client, sent, file, file_report, report)?;
                     }
-                    let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
+                    let meta_ref =
+                        is_transcript.then(|| chunk_metadata(meta, redactor, &mut chunk_meta));
                     in_flight = Some(start_chunk(client, chunk, meta_ref, &name, chunk_end)?);
                     let target = ChunkTarget {
                         session_id: &session_id,
@@ -615,7 +622,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             confirm_chunk(progress, client, sent, file, file_report, report)?;
         }
         if !chunk.is_empty() {
-            let meta_ref = is_transcript.then(|| chunk_metadata(meta, &mut chunk_meta));
+            let meta_ref = is_transcript.then(|| chunk_metadata(meta, redactor, &mut chunk_meta));
             let sent = start_chunk(client, chunk, meta_ref, &name, chunk_end)?;
             confirm_chunk(progress, client, sent, file, file_report, report)?;
         }
@@ -707,7 +714,9 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         external_id: &str,
         summary: &str,
     ) -> Result<(), SyncError> {
-        let summary = metadata::truncate_utf8(summary, super::limits::SUMMARY_MAX_BYTES);
+        // Redacted before it is cut, so a secret cannot survive by being cut short.
+        let summary = redact_text(&self.redactor, summary);
+        let summary = metadata::truncate_utf8(&summary, super::limits::SUMMARY_MAX_BYTES);
         let body = serde_json::to_vec(&protocol::SummaryPatch { summary })
             .map_err(|e| SyncError::io(e.to_string()))?;
         self.client.call(
@@ -730,7 +739,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             .session_id
             .clone()
             .ok_or_else(SyncError::not_initialized)?;
-        let payload: &serde_json::value::RawValue = serde_json::from_str(payload_json)
+        // Hook inputs carry paths and ids, but whatever a host puts in the
+        // payload goes through the redactor like a line (it stays JSON).
+        let payload_json = redact_text(&self.redactor, payload_json);
+        let payload: &serde_json::value::RawValue = serde_json::from_str(&payload_json)
             .map_err(|e| SyncError::input(format!("the event payload is not JSON: {e}")))?;
         let request = protocol::EventRequest {
             session_id: &session_id,
@@ -758,9 +770,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             .session_id
             .clone()
             .ok_or_else(SyncError::not_initialized)?;
+        let title = title.map(|t| redact_text(&self.redactor, t));
         let request = protocol::GithubLinkRequest {
             url,
-            title,
+            title: title.as_deref(),
             source: "cli_hook",
         };
         let body = serde_json::to_vec(&request).map_err(|e| SyncError::io(e.to_string()))?;
@@ -780,12 +793,34 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     }
 }
 
-/// Metadata for the next transcript chunk: what is known now.
-fn chunk_metadata<'m>(meta: &SessionMeta, out: &'m mut ChunkMetadata) -> &'m ChunkMetadata {
-    out.first_user_message.clone_from(&meta.first_user_message);
-    out.summary.clone_from(&meta.summary);
-    out.git_info = (!meta.git.is_empty()).then(|| meta.git.clone());
+/// Metadata for the next transcript chunk: what is known now, through the
+/// redactor once more (the values were taken from redacted lines already;
+/// this also covers what sanitizing decoded, such as an HTML entity that
+/// completed a key, and the repository URL).
+fn chunk_metadata<'m>(
+    meta: &SessionMeta,
+    redactor: &Redactor,
+    out: &'m mut ChunkMetadata,
+) -> &'m ChunkMetadata {
+    out.first_user_message = meta
+        .first_user_message
+        .as_deref()
+        .map(|m| redact_text(redactor, m));
+    out.summary = meta.summary.as_deref().map(|m| redact_text(redactor, m));
+    out.git_info = (!meta.git.is_empty()).then(|| {
+        let mut git = meta.git.clone();
+        git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
+        git
+    });
     out
+}
+
+/// A metadata value with its secrets replaced by markers. Not counted in the
+/// report: the line it came from was counted.
+fn redact_text(redactor: &Redactor, text: &str) -> String {
+    redactor
+        .redact_line(text, &mut RedactionCounts::default())
+        .into_owned()
 }
 
 /// Facts of one transcript line: first user message, summaries, agent ids.
