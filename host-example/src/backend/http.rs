@@ -32,6 +32,7 @@ use super::{lock, RequestRecord};
 /// handle.
 pub struct Shared {
     pub keys: Vec<String>,
+    pub record_bodies: bool,
     pub store: Mutex<Store>,
     pub requests: Mutex<Vec<RequestRecord>>,
     pub faults: Mutex<FaultQueue>,
@@ -117,6 +118,7 @@ async fn handle(
         body_bytes: 0,
         chunk: None,
         fault: None,
+        body: Vec::new(),
     };
     let action = lock(&shared.faults).take(&record.path);
     record.fault = action.as_ref().map(Action::label);
@@ -247,6 +249,9 @@ async fn process(
     } else {
         wire.len()
     };
+    if shared.record_bodies {
+        record.body.clone_from(&body);
+    }
     let (status, value) =
         routes::dispatch(&endpoint, user, &body, &shared.store, &mut record.chunk)?;
     Ok(Answer {

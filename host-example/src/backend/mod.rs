@@ -52,6 +52,10 @@ pub struct BackendConfig {
     pub mirror_dir: Option<PathBuf>,
     /// `None`: no rate limiting.
     pub rate_limit: Option<RateLimit>,
+    /// Keep every decoded request body in the request log, so that a test
+    /// can search all that was sent (chunk lines, metadata, PATCH and event
+    /// bodies), not only what was stored. Off by default: bodies are big.
+    pub record_bodies: bool,
 }
 
 // Hand-written so that a logged config never shows a key.
@@ -64,6 +68,7 @@ impl std::fmt::Debug for BackendConfig {
             )
             .field("mirror_dir", &self.mirror_dir)
             .field("rate_limit", &self.rate_limit)
+            .field("record_bodies", &self.record_bodies)
             .finish()
     }
 }
@@ -74,6 +79,7 @@ impl Default for BackendConfig {
             api_keys: vec![DEFAULT_LOCAL_API_KEY.to_string()],
             mirror_dir: None,
             rate_limit: None,
+            record_bodies: false,
         }
     }
 }
@@ -134,6 +140,8 @@ pub struct RequestRecord {
     pub chunk: Option<ChunkRecord>,
     /// Which injected fault met this request, if any.
     pub fault: Option<String>,
+    /// The decoded body, with [`BackendConfig::record_bodies`] (else empty).
+    pub body: Vec<u8>,
 }
 
 /// What a chunk request claimed (whether or not it was accepted).
@@ -220,6 +228,7 @@ impl Backend {
         };
         let shared = Arc::new(http::Shared {
             keys: config.api_keys,
+            record_bodies: config.record_bodies,
             store: Mutex::new(store),
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(faults::FaultQueue::default()),
