@@ -21,7 +21,9 @@ use super::lines::{self, LineReader, Next};
 use super::metadata::{self, Wants};
 use super::protocol::{self, ChunkMetadata, GitInfo, InitMetadata, InitRequest, InitResponse};
 use super::redact::{RedactionCounts, Redactor};
-use super::report::{FileFailure, FileReport, FileStats, FileType, Progress, SyncReport};
+use super::report::{
+    FileFailure, FileReport, FileStats, FileType, Progress, ProgressSink, SyncReport,
+};
 use super::retry::{self, Repeat};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -101,7 +103,7 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     meta: SessionMeta,
     chunk: ChunkBuilder,
     escaped: Vec<u8>,
-    progress: Option<Box<dyn FnMut(Progress<'_>)>>,
+    progress: Option<ProgressSink>,
     /// Read from the state folder at the first init; resume points to verify.
     checkpoint: Option<Checkpoint>,
 }
@@ -137,7 +139,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     }
 
     /// Called after every confirmed chunk, e.g. to draw a progress line.
-    pub fn set_progress(&mut self, progress: Box<dyn FnMut(Progress<'_>)>) {
+    pub fn set_progress(&mut self, progress: ProgressSink) {
         self.progress = Some(progress);
     }
 
@@ -890,7 +892,7 @@ fn start_chunk<T: Transport, C: Clock>(
 /// Wait for the server's answer to a chunk; only then does the file's
 /// position move past it.
 fn confirm_chunk<T: Transport, C: Clock>(
-    progress: &mut Option<Box<dyn FnMut(Progress<'_>)>>,
+    progress: &mut Option<ProgressSink>,
     client: &mut Client<T, C>,
     sent: SentChunk,
     file: &mut TrackedFile,

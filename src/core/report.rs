@@ -89,6 +89,9 @@ pub struct Progress<'a> {
     pub bytes: u64,
 }
 
+/// What the engine calls with each [`Progress`] (a host draws it).
+pub type ProgressSink = Box<dyn FnMut(Progress<'_>)>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
