@@ -333,6 +333,9 @@ fn watch_stops_when_the_session_ends() {
     assert_eq!(summary["lines"], initial as u64 + 1);
 }
 
+/// `(what, environment, arguments, expected exit code)`.
+type ExitCase<'a> = (&'a str, Vec<(&'a str, String)>, Vec<&'a str>, i32);
+
 #[test]
 fn exit_codes_say_success_or_failure() {
     let backend = backend();
@@ -341,7 +344,7 @@ fn exit_codes_say_success_or_failure() {
     let t = transcript.to_str().unwrap();
     let good = env_for(&backend.url(), KEY);
     let wrong = env_for(&backend.url(), WRONG_KEY);
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<&str>, i32)> = vec![
+    let cases: Vec<ExitCase> = vec![
         ("help", vec![], vec!["--help"], 0),
         ("sync --help", vec![], vec!["sync", "--help"], 0),
         ("sync", good.clone(), vec!["sync", t], 0),
