@@ -1,5 +1,6 @@
 //! `cargo run --release -p confab-bench -- [--sizes 16,256,1024] [--runs 3] [--out bench-results] [--only TEXT]`
-//! (`--only` keeps the scenarios whose name holds TEXT: to profile one.)
+//! (`--only` keeps the scenarios whose name holds TEXT: to profile one;
+//! `--component WASM` measures another build, e.g. the one before a change.)
 //!
 //! Whole-run figures, as a user sees them: each scenario runs `confab-host`
 //! (the component under wasmtime, the path every host uses) as a child
@@ -41,6 +42,9 @@ struct Options {
     out: PathBuf,
     /// Only the scenarios whose name holds this (for profiling one of them).
     only: Option<String>,
+    /// Another build of the component (e.g. the one before a change), to
+    /// compare two builds back to back.
+    component: Option<PathBuf>,
 }
 
 fn main() {
@@ -50,7 +54,10 @@ fn main() {
         .unwrap()
         .to_path_buf();
     let host = root.join("target/release/confab-host");
-    let component = root.join("target/wasm32-wasip2/release/confab_sync.wasm");
+    let component = options
+        .component
+        .clone()
+        .unwrap_or_else(|| root.join("target/wasm32-wasip2/release/confab_sync.wasm"));
     for needed in [&host, &component] {
         if !needed.exists() {
             eprintln!("confab-bench: {} is missing: run `cargo build --release --target wasm32-wasip2 -p confab-sync && cargo build --release -p confab-host`", needed.display());
@@ -155,6 +162,7 @@ fn parse_args() -> Options {
         runs: 3,
         out: PathBuf::from("bench-results"),
         only: None,
+        component: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -176,6 +184,7 @@ fn parse_args() -> Options {
             "--runs" => o.runs = v.parse().unwrap_or_else(|_| usage("runs is a number")),
             "--out" => o.out = PathBuf::from(v),
             "--only" => o.only = Some(v.clone()),
+            "--component" => o.component = Some(PathBuf::from(v)),
             _ => usage(&format!("unknown option {a}")),
         }
     }
@@ -183,7 +192,7 @@ fn parse_args() -> Options {
 }
 
 fn usage(m: &str) -> ! {
-    eprintln!("confab-bench: {m}\nusage: confab-bench [--sizes 16,256,1024] [--runs 3] [--out bench-results] [--only SCENARIO-TEXT]");
+    eprintln!("confab-bench: {m}\nusage: confab-bench [--sizes 16,256,1024] [--runs 3] [--out bench-results] [--only SCENARIO-TEXT] [--component WASM]");
     std::process::exit(2)
 }
 
