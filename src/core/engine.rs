@@ -700,7 +700,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 Some(&self.layout.transcript_name),
             );
             let Some(external_id) = found else { continue };
-            if let Err(e) = self.update_session_summary(&external_id, &summary) {
+            // Cleaned when the line was read (see `observe_transcript_line`).
+            if let Err(e) = self.send_summary(&external_id, &summary) {
                 report.warnings.push(format!(
                     "could not give session {external_id} its summary: {e}"
                 ));
@@ -708,15 +709,24 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
     }
 
-    /// `PATCH /api/v1/sessions/{external_id}/summary`.
+    /// `PATCH /api/v1/sessions/{external_id}/summary`, the summary cleaned,
+    /// redacted and cut as a transcript's own summary is.
     pub fn update_session_summary(
         &mut self,
         external_id: &str,
         summary: &str,
     ) -> Result<(), SyncError> {
-        // Redacted before it is cut, so a secret cannot survive by being cut short.
-        let summary = redact_text(&self.redactor, summary);
-        let summary = metadata::truncate_utf8(&summary, super::limits::SUMMARY_MAX_BYTES);
+        // Redacted, cleaned like a transcript's summary, redacted again (an
+        // entity may have completed a secret), and only then cut, so a
+        // secret cannot survive by being cut short.
+        let summary = metadata::sanitize_summary(&redact_text(&self.redactor, summary));
+        self.send_summary(external_id, &summary)
+    }
+
+    /// PATCH an already cleaned summary: redacted once more, then cut.
+    fn send_summary(&mut self, external_id: &str, cleaned: &str) -> Result<(), SyncError> {
+        let summary = redact_text(&self.redactor, cleaned);
+        let summary = metadata::cut_summary(&summary);
         let body = serde_json::to_vec(&protocol::SummaryPatch { summary })
             .map_err(|e| SyncError::io(e.to_string()))?;
         self.client.call(
@@ -806,7 +816,10 @@ fn chunk_metadata<'m>(
         .first_user_message
         .as_deref()
         .map(|m| redact_text(redactor, m));
-    out.summary = meta.summary.as_deref().map(|m| redact_text(redactor, m));
+    out.summary = meta
+        .summary
+        .as_deref()
+        .map(|m| metadata::cut_summary(&redact_text(redactor, m)).to_string());
     out.git_info = (!meta.git.is_empty()).then(|| {
         let mut git = meta.git.clone();
         git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
