@@ -104,6 +104,10 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     progress: Option<Box<dyn FnMut(Progress<'_>)>>,
     /// Read from the state folder at the first init; resume points to verify.
     checkpoint: Option<Checkpoint>,
+    /// What the first init sent: every later init (the re-read after a
+    /// failed chunk) sends it again, or the server would overwrite the
+    /// session's cwd, git_info, hostname and username with empties.
+    init_metadata: Option<InitMetadata>,
 }
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
@@ -133,6 +137,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             escaped: Vec::new(),
             progress: None,
             checkpoint: None,
+            init_metadata: None,
         })
     }
 
@@ -174,20 +179,27 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
 
     /// Create or resume the session on the backend and learn its resume points.
     pub fn init(&mut self) -> Result<String, SyncError> {
-        if self.meta.git.is_empty() {
-            self.meta.git = self.read_git_info();
-        }
-        let git_info = (!self.meta.git.is_empty()).then(|| self.meta.git.clone());
+        let metadata = match &self.init_metadata {
+            Some(metadata) => metadata.clone(),
+            None => {
+                if self.meta.git.is_empty() {
+                    self.meta.git = self.read_git_info();
+                }
+                let metadata = InitMetadata {
+                    cwd: self.config.cwd.clone(),
+                    git_info: redacted_git_info(&self.redactor, &self.meta.git),
+                    hostname: self.config.hostname.clone(),
+                    username: self.config.username.clone(),
+                };
+                self.init_metadata = Some(metadata.clone());
+                metadata
+            }
+        };
         let request = InitRequest {
             external_id: &self.config.external_id,
             transcript_path: &self.config.transcript_path,
             provider: "claude-code",
-            metadata: InitMetadata {
-                cwd: self.config.cwd.clone(),
-                git_info,
-                hostname: self.config.hostname.clone(),
-                username: self.config.username.clone(),
-            },
+            metadata,
         };
         let body =
             serde_json::to_vec(&request).map_err(|e| SyncError::io(format!("init body: {e}")))?;
@@ -820,12 +832,18 @@ fn chunk_metadata<'m>(
         .summary
         .as_deref()
         .map(|m| metadata::cut_summary(&redact_text(redactor, m)).to_string());
-    out.git_info = (!meta.git.is_empty()).then(|| {
-        let mut git = meta.git.clone();
+    out.git_info = redacted_git_info(redactor, &meta.git);
+    out
+}
+
+/// The git facts as sent: `None` when nothing is known, URLs through the
+/// redactor (credentials are already stripped; a token in a path is not).
+fn redacted_git_info(redactor: &Redactor, git: &GitInfo) -> Option<GitInfo> {
+    (!git.is_empty()).then(|| {
+        let mut git = git.clone();
         git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
         git
-    });
-    out
+    })
 }
 
 /// A metadata value with its secrets replaced by markers. Not counted in the

@@ -274,6 +274,46 @@ fn a_lost_answer_is_followed_by_init_and_no_duplicate() {
 }
 
 #[test]
+fn a_reinit_after_a_failed_chunk_sends_the_first_inits_metadata() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&[msg(1)]));
+    w.fs.write(
+        "/home/u/repo/.git/config",
+        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n",
+    );
+    let mut engine = w.started();
+    // A branch appears after the first init and is learned while syncing:
+    // the re-inits must still send what the first init sent.
+    w.fs.append(
+        &transcript(),
+        text(&[r#"{"type":"user","gitBranch":"feature","message":{"content":"go"}}"#.to_string()]),
+    );
+    w.server.fail_next(PATH_CHUNK, Fault::status(503));
+    w.server.fail_next(PATH_CHUNK, Fault::StoreThenLose);
+
+    sync(&mut engine);
+
+    let inits: Vec<serde_json::Value> = w
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path == PATH_INIT)
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["metadata"].clone())
+        .collect();
+    assert!(inits.len() >= 2, "a re-init happened: {inits:?}");
+    assert_eq!(inits[0]["cwd"], "/home/u/repo");
+    assert_eq!(inits[0]["hostname"], "devbox");
+    assert_eq!(inits[0]["username"], "u");
+    assert_eq!(
+        inits[0]["git_info"]["repo_url"],
+        "https://github.com/o/r.git"
+    );
+    for later in &inits[1..] {
+        assert_eq!(later, &inits[0]);
+    }
+}
+
+#[test]
 fn a_server_error_on_a_chunk_rereads_state_then_resends() {
     let w = World::new();
     w.fs.write(&transcript(), text(&msgs(1..=3)));
