@@ -106,6 +106,10 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     progress: Option<ProgressSink>,
     /// Read from the state folder at the first init; resume points to verify.
     checkpoint: Option<Checkpoint>,
+    /// What the first init sent: every later init (the re-read after a
+    /// failed chunk) sends it again, or the server would overwrite the
+    /// session's cwd, git_info, hostname and username with empties.
+    init_metadata: Option<InitMetadata>,
 }
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
@@ -135,6 +139,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             escaped: Vec::new(),
             progress: None,
             checkpoint: None,
+            init_metadata: None,
         })
     }
 
@@ -176,20 +181,27 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
 
     /// Create or resume the session on the backend and learn its resume points.
     pub fn init(&mut self) -> Result<String, SyncError> {
-        if self.meta.git.is_empty() {
-            self.meta.git = self.read_git_info();
-        }
-        let git_info = (!self.meta.git.is_empty()).then(|| self.meta.git.clone());
+        let metadata = match &self.init_metadata {
+            Some(metadata) => metadata.clone(),
+            None => {
+                if self.meta.git.is_empty() {
+                    self.meta.git = self.read_git_info();
+                }
+                let metadata = InitMetadata {
+                    cwd: self.config.cwd.clone(),
+                    git_info: redacted_git_info(&self.redactor, &self.meta.git),
+                    hostname: self.config.hostname.clone(),
+                    username: self.config.username.clone(),
+                };
+                self.init_metadata = Some(metadata.clone());
+                metadata
+            }
+        };
         let request = InitRequest {
             external_id: &self.config.external_id,
             transcript_path: &self.config.transcript_path,
             provider: "claude-code",
-            metadata: InitMetadata {
-                cwd: self.config.cwd.clone(),
-                git_info,
-                hostname: self.config.hostname.clone(),
-                username: self.config.username.clone(),
-            },
+            metadata,
         };
         let body =
             serde_json::to_vec(&request).map_err(|e| SyncError::io(format!("init body: {e}")))?;
@@ -702,7 +714,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 Some(&self.layout.transcript_name),
             );
             let Some(external_id) = found else { continue };
-            if let Err(e) = self.update_session_summary(&external_id, &summary) {
+            // Cleaned when the line was read (see `observe_transcript_line`).
+            if let Err(e) = self.send_summary(&external_id, &summary) {
                 report.warnings.push(format!(
                     "could not give session {external_id} its summary: {e}"
                 ));
@@ -710,15 +723,24 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
     }
 
-    /// `PATCH /api/v1/sessions/{external_id}/summary`.
+    /// `PATCH /api/v1/sessions/{external_id}/summary`, the summary cleaned,
+    /// redacted and cut as a transcript's own summary is.
     pub fn update_session_summary(
         &mut self,
         external_id: &str,
         summary: &str,
     ) -> Result<(), SyncError> {
-        // Redacted before it is cut, so a secret cannot survive by being cut short.
-        let summary = redact_text(&self.redactor, summary);
-        let summary = metadata::truncate_utf8(&summary, super::limits::SUMMARY_MAX_BYTES);
+        // Redacted, cleaned like a transcript's summary, redacted again (an
+        // entity may have completed a secret), and only then cut, so a
+        // secret cannot survive by being cut short.
+        let summary = metadata::sanitize_summary(&redact_text(&self.redactor, summary));
+        self.send_summary(external_id, &summary)
+    }
+
+    /// PATCH an already cleaned summary: redacted once more, then cut.
+    fn send_summary(&mut self, external_id: &str, cleaned: &str) -> Result<(), SyncError> {
+        let summary = redact_text(&self.redactor, cleaned);
+        let summary = metadata::cut_summary(&summary);
         let body = serde_json::to_vec(&protocol::SummaryPatch { summary })
             .map_err(|e| SyncError::io(e.to_string()))?;
         self.client.call(
@@ -808,13 +830,22 @@ fn chunk_metadata<'m>(
         .first_user_message
         .as_deref()
         .map(|m| redact_text(redactor, m));
-    out.summary = meta.summary.as_deref().map(|m| redact_text(redactor, m));
-    out.git_info = (!meta.git.is_empty()).then(|| {
-        let mut git = meta.git.clone();
+    out.summary = meta
+        .summary
+        .as_deref()
+        .map(|m| metadata::cut_summary(&redact_text(redactor, m)).to_string());
+    out.git_info = redacted_git_info(redactor, &meta.git);
+    out
+}
+
+/// The git facts as sent: `None` when nothing is known, URLs through the
+/// redactor (credentials are already stripped; a token in a path is not).
+fn redacted_git_info(redactor: &Redactor, git: &GitInfo) -> Option<GitInfo> {
+    (!git.is_empty()).then(|| {
+        let mut git = git.clone();
         git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
         git
-    });
-    out
+    })
 }
 
 /// A metadata value with its secrets replaced by markers. Not counted in the

@@ -274,6 +274,46 @@ fn a_lost_answer_is_followed_by_init_and_no_duplicate() {
 }
 
 #[test]
+fn a_reinit_after_a_failed_chunk_sends_the_first_inits_metadata() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&[msg(1)]));
+    w.fs.write(
+        "/home/u/repo/.git/config",
+        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n",
+    );
+    let mut engine = w.started();
+    // A branch appears after the first init and is learned while syncing:
+    // the re-inits must still send what the first init sent.
+    w.fs.append(
+        &transcript(),
+        text(&[r#"{"type":"user","gitBranch":"feature","message":{"content":"go"}}"#.to_string()]),
+    );
+    w.server.fail_next(PATH_CHUNK, Fault::status(503));
+    w.server.fail_next(PATH_CHUNK, Fault::StoreThenLose);
+
+    sync(&mut engine);
+
+    let inits: Vec<serde_json::Value> = w
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path == PATH_INIT)
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["metadata"].clone())
+        .collect();
+    assert!(inits.len() >= 2, "a re-init happened: {inits:?}");
+    assert_eq!(inits[0]["cwd"], "/home/u/repo");
+    assert_eq!(inits[0]["hostname"], "devbox");
+    assert_eq!(inits[0]["username"], "u");
+    assert_eq!(
+        inits[0]["git_info"]["repo_url"],
+        "https://github.com/o/r.git"
+    );
+    for later in &inits[1..] {
+        assert_eq!(later, &inits[0]);
+    }
+}
+
+#[test]
 fn a_server_error_on_a_chunk_rereads_state_then_resends() {
     let w = World::new();
     w.fs.write(&transcript(), text(&msgs(1..=3)));
@@ -804,9 +844,10 @@ fn a_summary_naming_an_earlier_sessions_last_message_is_given_to_it() {
     let report = sync(&mut engine);
 
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // Whitespace folded: the trailing space is gone.
     assert_eq!(
         w.server.summary(earlier).as_deref(),
-        Some(long_summary.as_str())
+        Some(long_summary.trim_end())
     );
     assert_eq!(w.server.summary(SESSION), None);
 
@@ -815,6 +856,60 @@ fn a_summary_naming_an_earlier_sessions_last_message_is_given_to_it() {
     w.fs.append(&transcript(), text(&[msg(3)]));
     sync(&mut engine);
     assert_eq!(w.server.paths(), [PATH_CHUNK]);
+}
+
+#[test]
+fn summaries_arrive_cleaned_and_cut_on_the_session_and_through_the_leaf_link() {
+    let w = World::new();
+    let earlier = "11111111-2222-4333-8444-555555555555";
+    w.fs.write(
+        &format!("{DIR}/{earlier}.jsonl"),
+        text(&[r#"{"type":"assistant","uuid":"leaf-9","message":{"content":"bye"}}"#.to_string()]),
+    );
+    w.server.add_session(earlier);
+    let own = serde_json::json!({"type": "summary",
+        "summary": format!("Fixed the <b>login</b>\n  bug &amp; {}", "é".repeat(1100))});
+    let leaf = serde_json::json!({"type": "summary",
+        "summary": "<i>Earlier</i> work &lt;done&gt;", "leafUuid": "leaf-9"});
+    w.fs.write(
+        &transcript(),
+        text(&[own.to_string(), leaf.to_string(), msg(3)]),
+    );
+    let mut engine = w.started();
+
+    sync(&mut engine);
+
+    let meta = w.server.chunks()[0].metadata.clone().expect("metadata");
+    let summary = meta["summary"].as_str().unwrap();
+    assert!(summary.starts_with("Fixed the login bug & éé"), "{summary}");
+    // 22 ASCII bytes, then 2-byte characters: the cut lands on the limit.
+    assert_eq!(summary.len(), super::super::limits::SUMMARY_MAX_BYTES);
+    assert!(summary.ends_with('é'));
+    assert_eq!(
+        w.server.summary(earlier).as_deref(),
+        Some("Earlier work <done>")
+    );
+}
+
+#[test]
+fn a_secret_across_the_summary_limit_is_redacted_before_the_cut() {
+    let w = World::new();
+    let github = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0".repeat(2));
+    let own = serde_json::json!({"type": "summary",
+        "summary": format!("{}&amp;{github}", "x".repeat(2030))});
+    w.fs.write(&transcript(), text(&[own.to_string()]));
+    let mut c = config();
+    c.redaction.enabled = true;
+    let mut engine =
+        Engine::new(c, w.fs.clone(), w.server.clone(), w.clock.clone()).expect("config");
+    engine.init().expect("init");
+    sync(&mut engine);
+
+    let meta = w.server.chunks()[0].metadata.clone().expect("metadata");
+    let summary = meta["summary"].as_str().unwrap();
+    assert!(summary.len() <= super::super::limits::SUMMARY_MAX_BYTES);
+    assert!(!summary.contains("ghp_a1B2"), "{summary}");
+    assert!(summary.contains("&[REDACTED"), "{summary}");
 }
 
 #[test]

@@ -26,6 +26,11 @@ pub const FIRST_USER_MESSAGE_MAX_BYTES: usize = 4096;
 /// `summary` at most this long (server rule).
 pub const SUMMARY_MAX_BYTES: usize = 2048;
 
+/// A sanitized summary is kept up to this long until it has been redacted
+/// once more and cut to [`SUMMARY_MAX_BYTES`]: room for a secret that
+/// straddles the limit, and a bound on what a huge summary line costs.
+pub const SUMMARY_SANITIZE_MAX_BYTES: usize = 4 * SUMMARY_MAX_BYTES;
+
 /// Server rule: at most this many chunks per file.
 pub const MAX_CHUNKS_PER_FILE: u64 = 30_000;
 

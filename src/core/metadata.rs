@@ -27,7 +27,7 @@ use crate::core::byte_frequency::TranscriptRank;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::limits::{FIRST_USER_MESSAGE_MAX_BYTES, SUMMARY_MAX_BYTES};
+use super::limits::{FIRST_USER_MESSAGE_MAX_BYTES, SUMMARY_MAX_BYTES, SUMMARY_SANITIZE_MAX_BYTES};
 
 /// What the caller still needs, so the scanner can skip work (e.g. once the first user message is known).
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,7 +48,8 @@ pub struct LineFacts {
     /// content is only `tool_result` blocks (or whose text sanitizes to
     /// nothing) gives None.
     pub first_user_message: Option<String>,
-    /// A `type == "summary"` line with a non-empty `summary` string.
+    /// A `type == "summary"` line whose `summary` string sanitizes to
+    /// something.
     pub summary: Option<Summary>,
     /// Only when `wants.git_branch`: non-empty top-level `gitBranch`.
     pub git_branch: Option<String>,
@@ -59,7 +60,8 @@ pub struct LineFacts {
 /// A `{"type":"summary","summary":...,"leafUuid":...}` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// The summary, cut to [`SUMMARY_MAX_BYTES`] with [`truncate_utf8`].
+    /// The summary through [`sanitize_summary`]: cleaned, not yet cut to
+    /// the server's limit (that is [`cut_summary`], after redaction).
     pub text: String,
     /// Non-empty `leafUuid`: the summary belongs to the earlier session that ends with this message.
     pub leaf_uuid: Option<String>,
@@ -142,9 +144,10 @@ pub fn scan_line(line: &str, wants: Wants) -> LineFacts {
         Some("summary") if want_summary => {
             facts.summary = summary
                 .and_then(json_str)
+                .map(|s| sanitize_summary(&s))
                 .filter(|s| !s.is_empty())
-                .map(|s| Summary {
-                    text: truncate_utf8(&s, SUMMARY_MAX_BYTES).to_owned(),
+                .map(|text| Summary {
+                    text,
                     leaf_uuid: non_empty_string(leaf_uuid),
                 });
         }
@@ -257,6 +260,21 @@ pub fn sanitize_user_message(raw: &str, max_bytes: usize) -> String {
         }
     }
     out
+}
+
+/// A summary cleaned like the first user message (confab does the same):
+/// tags stripped, entities decoded, whitespace folded. It is kept up to
+/// [`SUMMARY_SANITIZE_MAX_BYTES`], more than the server takes, because it is
+/// redacted once more before it is sent and only then cut ([`cut_summary`]):
+/// a secret must not survive by being cut short.
+pub fn sanitize_summary(raw: &str) -> String {
+    sanitize_user_message(raw, SUMMARY_SANITIZE_MAX_BYTES)
+}
+
+/// The server's limit on a summary: at most [`SUMMARY_MAX_BYTES`], cut on a
+/// UTF-8 boundary (confab v0.17.3 sends longer ones and gets a 400).
+pub fn cut_summary(summary: &str) -> &str {
+    truncate_utf8(summary, SUMMARY_MAX_BYTES).trim_end()
 }
 
 /// Cut to at most max_bytes on a char boundary (no ellipsis).
@@ -987,6 +1005,25 @@ mod tests {
     }
 
     #[test]
+    fn summaries_are_cleaned_like_the_first_user_message() {
+        for line in [
+            r#"{"type":"summary","summary":"Fixed the <b>login</b>\n\n bug &amp; tests"}"#,
+            r#"{"type":"summary","summary":"Fixed the <b>login</b>\n\n bug &amp; tests","leafUuid":"l-1"}"#,
+        ] {
+            let s = scan_line(line, Wants::default()).summary.unwrap();
+            assert_eq!(s.text, "Fixed the login bug & tests", "{line}");
+        }
+    }
+
+    #[test]
+    fn a_summary_is_cut_on_a_character_boundary() {
+        // 2047 bytes, then a 2-byte character across the limit.
+        let text = format!("{}é", "a".repeat(SUMMARY_MAX_BYTES - 1));
+        assert_eq!(cut_summary(&text).len(), SUMMARY_MAX_BYTES - 1);
+        assert_eq!(cut_summary("short "), "short");
+    }
+
+    #[test]
     fn summaries_with_and_without_leaf_uuid() {
         let own = scan_line(
             r#"{"type":"summary","summary":"Fix the build"}"#,
@@ -1015,11 +1052,14 @@ mod tests {
             "é".repeat(SUMMARY_MAX_BYTES)
         );
         let s = scan_line(&long, Wants::default()).summary.unwrap();
-        assert_eq!(s.text.len(), SUMMARY_MAX_BYTES);
+        assert!(s.text.len() > SUMMARY_MAX_BYTES, "cut only after redaction");
+        assert!(s.text.len() <= SUMMARY_SANITIZE_MAX_BYTES);
+        assert_eq!(cut_summary(&s.text).len(), SUMMARY_MAX_BYTES);
         assert_eq!(s.leaf_uuid, None);
         // Not summaries.
         for line in [
             r#"{"type":"summary","summary":""}"#,
+            r#"{"type":"summary","summary":"<b> </b>"}"#,
             r#"{"type":"summary","summary":{"a":1}}"#,
             r#"{"type":"user","summary":"x","message":{"content":[]}}"#,
             r#"{"type":"summary","summary":"x""#,

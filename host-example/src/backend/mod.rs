@@ -109,6 +109,9 @@ pub struct SessionSnapshot {
     /// The `metadata` object of the last init (cwd, git_info, hostname,
     /// username); `{}` if it sent none.
     pub init_metadata: serde_json::Value,
+    /// Every init's `metadata`, first to last, so a test can check that a
+    /// re-init sent what the first one did.
+    pub init_history: Vec<serde_json::Value>,
     pub transcript_path: String,
     /// Every transcript chunk's `metadata` merged (later fields overwrite).
     pub chunk_metadata: serde_json::Value,

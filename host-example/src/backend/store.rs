@@ -47,6 +47,10 @@ struct Session {
     provider: String,
     transcript_path: String,
     init_metadata: Value,
+    /// Every init's `metadata`, in arrival order (a re-init that forgot the
+    /// metadata would overwrite the session's with empties on the server).
+    #[serde(default)]
+    init_history: Vec<Value>,
     chunk_metadata: Map<String, Value>,
     summary_patch: Option<String>,
     events: Vec<Value>,
@@ -195,6 +199,7 @@ impl Store {
                     provider: String::new(),
                     transcript_path: String::new(),
                     init_metadata: Value::Null,
+                    init_history: Vec::new(),
                     chunk_metadata: Map::new(),
                     summary_patch: None,
                     events: Vec::new(),
@@ -205,6 +210,7 @@ impl Store {
         };
         session.provider = req.provider;
         session.transcript_path = req.transcript_path;
+        session.init_history.push(req.metadata.clone());
         session.init_metadata = req.metadata;
         let files: Map<String, Value> = session
             .files
@@ -396,6 +402,7 @@ impl Store {
             session_id: s.session_id.clone(),
             external_id: s.external_id.clone(),
             init_metadata: s.init_metadata.clone(),
+            init_history: s.init_history.clone(),
             transcript_path: s.transcript_path.clone(),
             chunk_metadata: Value::Object(s.chunk_metadata.clone()),
             summary_patch: s.summary_patch.clone(),

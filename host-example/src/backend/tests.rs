@@ -545,6 +545,10 @@ fn init_is_idempotent_and_reports_the_resume_point() {
     assert_eq!(snap.transcript_path, "/moved/s1.jsonl");
     assert_eq!(snap.init_metadata["cwd"], "/elsewhere");
     assert_eq!(snap.init_metadata["git_info"]["branch"], "main");
+    // Each init's metadata is kept, in order, for a test to compare.
+    assert_eq!(snap.init_history.len(), 2);
+    assert_eq!(snap.init_history[0]["hostname"], "h");
+    assert_eq!(snap.init_history[1]["cwd"], "/elsewhere");
 
     // Another external id is another session.
     assert_ne!(client.init("s2"), sid);
