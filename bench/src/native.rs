@@ -96,6 +96,7 @@ impl Transport for UreqTransport {
             status,
             headers,
             body,
+            cut_off: false,
         })
     }
 }

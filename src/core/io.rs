@@ -67,12 +67,27 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// A response, body read completely.
-#[derive(Debug, Clone)]
+/// A response, its body read up to [`answer_limit`].
+#[derive(Debug, Clone, Default)]
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The answer was longer than [`answer_limit`] (counted, or declared by
+    /// its `Content-Length`): the transport stopped reading, `body` holds
+    /// at most the limit.
+    pub cut_off: bool,
+}
+
+/// How much of an answer with this status a transport reads: every host
+/// reads the same, whatever the server sends (a 600 MiB body must not
+/// exhaust a component's memory, nor a Node host's).
+pub fn answer_limit(status: u16) -> usize {
+    if (200..300).contains(&status) {
+        super::limits::MAX_ANSWER_BYTES
+    } else {
+        super::limits::MAX_ERROR_BODY_BYTES
+    }
 }
 
 impl HttpResponse {
@@ -103,7 +118,8 @@ impl TransportError {
     }
 }
 
-/// Moves one request to the backend and its answer back.
+/// Moves one request to the backend and its answer back. A transport reads
+/// at most [`answer_limit`] bytes of an answer and says when it cut it off.
 pub trait Transport {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
 

@@ -231,6 +231,8 @@ pub(crate) enum Fault {
     /// Answer with this status and a plain-text body that echoes the
     /// request's `Authorization` header, as a careless proxy would.
     EchoAuthorization(u16),
+    /// Answer with this status and exactly this body, unprocessed.
+    Body { status: u16, body: Vec<u8> },
 }
 
 impl Fault {
@@ -535,6 +537,17 @@ impl Transport for FakeServer {
                     status,
                     headers: vec![("content-type".to_string(), "text/plain".to_string())],
                     body: format!("refused request with Authorization: {echoed}").into_bytes(),
+                    cut_off: false,
+                });
+            }
+            Some(Fault::Body { status, body }) => {
+                record.result = Ok(status);
+                state.requests.push(record);
+                return Ok(HttpResponse {
+                    status,
+                    headers: Vec::new(),
+                    body,
+                    cut_off: false,
                 });
             }
             Some(Fault::Connect) => {
@@ -583,6 +596,7 @@ impl Transport for FakeServer {
             status,
             headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
+            cut_off: false,
         })
     }
 }
