@@ -2,7 +2,7 @@
 //! client, std time. Only for the benchmark's "cost of the sandbox" ratio.
 
 use confab_sync::core::io::{
-    Clock, FileStat, FileSystem, HttpRequest, HttpResponse, Method, ReadAt, Transport,
+    Clock, FileKind, FileStat, FileSystem, HttpRequest, HttpResponse, Method, ReadAt, Transport,
     TransportError,
 };
 use std::os::unix::fs::FileExt;
@@ -31,10 +31,22 @@ impl ReadAt for StdFile {
 
 impl FileSystem for StdFs {
     type File = StdFile;
-    fn open(&self, path: &str) -> Result<StdFile, String> {
+    fn open_file(&self, path: &str) -> Result<StdFile, String> {
         std::fs::File::open(path)
             .map(StdFile)
             .map_err(|e| e.to_string())
+    }
+    fn kind(&self, path: &str) -> Result<FileKind, String> {
+        let t = std::fs::metadata(path)
+            .map_err(|e| e.to_string())?
+            .file_type();
+        Ok(if t.is_file() {
+            FileKind::Regular
+        } else if t.is_dir() {
+            FileKind::Directory
+        } else {
+            FileKind::Other
+        })
     }
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
         match std::fs::read_dir(path) {
@@ -96,6 +108,7 @@ impl Transport for UreqTransport {
             status,
             headers,
             body,
+            cut_off: false,
         })
     }
 }

@@ -26,6 +26,9 @@ pub struct CommonArgs {
     pub backend_url: Option<String>,
     pub api_key: Option<String>,
     pub json: bool,
+    /// `--timeout SECONDS`: the whole command's network work ends by then
+    /// (not for `watch`, which runs until idle).
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +59,8 @@ EVERY COMMAND TAKES:
     --backend-url URL    Confab backend (else CONFAB_BACKEND_URL, else the config file)
     --api-key KEY        API key cfb_... (else CONFAB_API_KEY, else the config file)
     --json               print the result as JSON on stdout, nothing else there
+    --timeout SECONDS    give up after this long, whatever the backend does
+                         (sync, validate: default 3600; hook: default 9; not watch)
 
 CONFIG FILE:
     CONFAB_CONFIG_PATH, else $HOME/.confab/config.json, in confab's shape:
@@ -135,6 +140,13 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             "--json" => common.json = true,
             "--backend-url" => common.backend_url = Some(value(flag)?),
             "--api-key" => common.api_key = Some(value(flag)?),
+            "--timeout" if command != "watch" => {
+                let v = value(flag)?;
+                let seconds = v.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    format!("--timeout takes a positive number of seconds, not `{v}`")
+                })?;
+                common.timeout = Some(std::time::Duration::from_secs(seconds));
+            }
             "--external-id" if takes_file => sync.external_id = Some(value(flag)?),
             "--cwd" if takes_file => sync.cwd = Some(value(flag)?),
             "--interval-ms" if command == "watch" => interval_ms = number(flag, value(flag)?)?,
@@ -222,6 +234,20 @@ mod tests {
         assert!(p(&["watch", "/s.jsonl", "--interval-ms", "soon"])
             .unwrap_err()
             .contains("positive number"));
+    }
+
+    #[test]
+    fn timeout_in_seconds_except_for_watch() {
+        let Command::Hook(c) = p(&["hook", "--timeout", "3"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.timeout, Some(std::time::Duration::from_secs(3)));
+        assert!(p(&["sync", "/s.jsonl", "--timeout=0"])
+            .unwrap_err()
+            .contains("positive number of seconds"));
+        assert!(p(&["watch", "/s.jsonl", "--timeout", "3"])
+            .unwrap_err()
+            .contains("unknown option"));
     }
 
     #[test]

@@ -16,22 +16,31 @@ use crate::core::io::{Clock, FileSystem, ReadAt, Transport};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// How long a request may take to connect and to answer.
+/// How long a request may take: to connect, to its first answer byte,
+/// between two bytes, and in total (connect to the last byte of the answer,
+/// so a server that trickles bytes cannot stretch a request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     pub first_byte: Duration,
+    pub between_bytes: Duration,
+    pub total: Duration,
 }
 
 impl Timeouts {
     pub const NORMAL: Timeouts = Timeouts {
         connect: Duration::from_secs(5),
         first_byte: Duration::from_secs(60),
+        between_bytes: Duration::from_secs(30),
+        // A 14 MiB chunk at 1 Mbit/s takes about two minutes.
+        total: Duration::from_secs(300),
     };
     /// A hook gives up within ~10 s on an unreachable backend (Claude Code waits for it).
     pub const HOOK: Timeouts = Timeouts {
         connect: Duration::from_secs(2),
         first_byte: Duration::from_secs(8),
+        between_bytes: Duration::from_secs(8),
+        total: Duration::from_secs(9),
     };
 }
 
@@ -39,9 +48,16 @@ impl Timeouts {
 pub const HOOK_WAIT_BUDGET: Duration = Duration::from_secs(3);
 
 /// A hook's requests and retry waits all end this long after it starts,
-/// whatever the backend does (one that accepts and never answers included):
-/// Claude Code waits for its hooks, and the issue allows 10 s.
+/// whatever the backend does (one that accepts and never answers, or one
+/// that sends a byte every few seconds, included): Claude Code waits for
+/// its hooks, and the README promises it gives up within 10 s. `--timeout`
+/// changes it.
 pub const HOOK_TIME_LIMIT: Duration = Duration::from_secs(9);
+
+/// `sync` and `validate` end this long after they start unless `--timeout`
+/// says otherwise: generous (a first sync of a large session on a slow link),
+/// but a command always ends.
+pub const SYNC_TIME_LIMIT: Duration = Duration::from_secs(3600);
 
 /// What a command needs from where it runs.
 pub trait Platform {
@@ -92,14 +108,20 @@ fn run_unguarded<P: Platform>(p: &mut P, argv: &[String]) -> Exit {
             p.stdout(&format!("{text}\n"));
             Exit::Success
         }
-        Command::Sync(a) => sync(p, &a),
+        Command::Sync(a) => {
+            p.set_time_limit(a.common.timeout.unwrap_or(SYNC_TIME_LIMIT));
+            sync(p, &a)
+        }
         Command::Watch {
             sync: a,
             interval_ms,
             idle_exit_ms,
         } => watch(p, &a, interval_ms, idle_exit_ms),
         Command::Hook(common) => hook(p, &common),
-        Command::Validate(common) => validate(p, &common),
+        Command::Validate(common) => {
+            p.set_time_limit(common.timeout.unwrap_or(SYNC_TIME_LIMIT));
+            validate(p, &common)
+        }
     }
 }
 
@@ -220,7 +242,7 @@ fn sync<P: Platform>(p: &mut P, a: &SyncArgs) -> Exit {
 
 fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
     let stdin = p.read_stdin();
-    p.set_time_limit(HOOK_TIME_LIMIT);
+    p.set_time_limit(common.timeout.unwrap_or(HOOK_TIME_LIMIT));
     let say = |p: &P, m: &str| p.stderr(&format!("confab-sync hook: {m}\n"));
     let input = match HookInput::parse(&stdin) {
         Ok(i) => i,
@@ -256,7 +278,8 @@ fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
             return Exit::Success;
         }
     };
-    for f in &report.failed {
+    let (shown, more) = report.failures_to_show();
+    for f in shown {
         say(
             p,
             &format!(
@@ -264,6 +287,9 @@ fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
                 f.describe()
             ),
         );
+    }
+    if more > 0 {
+        say(p, &format!("... and {more} more files not synced"));
     }
     if input.is_session_end() {
         let payload = String::from_utf8_lossy(&stdin);
@@ -304,8 +330,12 @@ fn watch<P: Platform>(p: &mut P, a: &SyncArgs, interval_ms: u64, idle_exit_ms: u
             match engine.sync_all() {
                 Ok(report) => {
                     last_ok = report.is_success();
-                    for f in &report.failed {
+                    let (shown, more) = report.failures_to_show();
+                    for f in shown {
                         p.stderr(&format!("confab-sync watch: {}\n", f.describe()));
+                    }
+                    if more > 0 {
+                        p.stderr(&format!("confab-sync watch: ... and {more} more files\n"));
                     }
                     if report.lines > 0 {
                         total += report.lines;

@@ -1,8 +1,9 @@
 //! What the command line prints: the report as JSON (`--json`) or as a few
 //! lines for a person, progress lines, timestamps. Pure formatting.
 
+use crate::core::discovery;
 use crate::core::error::{ErrorKind, SyncError};
-use crate::core::report::SyncReport;
+use crate::core::report::{SyncReport, MAX_LINES_PER_LIST};
 use serde_json::{json, Value};
 
 /// The WIT case name of an error, e.g. `unauthorized`.
@@ -39,10 +40,21 @@ pub fn report_json(r: &SyncReport) -> Value {
 /// A few lines for a person: per file, totals, then what went wrong.
 pub fn report_human(r: &SyncReport) -> String {
     let mut out = String::new();
-    for f in &r.files {
+    // Files that moved first, then the others, up to the limit.
+    let mut files: Vec<_> = r.files.iter().collect();
+    files.sort_by_key(|f| (f.lines_synced == 0, f.file_type));
+    for f in files.iter().take(MAX_LINES_PER_LIST) {
         out.push_str(&format!(
             "  {:<48} {:>7} new lines ({} on the server)\n",
-            f.name, f.lines_synced, f.total_lines
+            discovery::shown(&f.name),
+            f.lines_synced,
+            f.total_lines
+        ));
+    }
+    if files.len() > MAX_LINES_PER_LIST {
+        out.push_str(&format!(
+            "  ... and {} more files (--json lists them all)\n",
+            files.len() - MAX_LINES_PER_LIST
         ));
     }
     out.push_str(&format!(
@@ -64,8 +76,14 @@ pub fn report_human(r: &SyncReport) -> String {
     for w in &r.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    for f in &r.failed {
+    let (shown, more) = r.failures_to_show();
+    for f in shown {
         out.push_str(&format!("failed: {}\n", f.describe()));
+    }
+    if more > 0 {
+        out.push_str(&format!(
+            "failed: ... and {more} more files (--json lists them all)\n"
+        ));
     }
     out
 }

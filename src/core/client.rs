@@ -6,8 +6,12 @@
 
 use super::api_key::KeyGuard;
 use super::error::{ErrorKind, SyncError};
-use super::io::{Clock, HttpRequest, HttpResponse, InFlight, Method, Transport, TransportError};
-use super::limits::{COMPRESS_THRESHOLD, ZSTD_LEVEL, ZSTD_WINDOW_LOG};
+use super::io::{
+    answer_limit, Clock, HttpRequest, HttpResponse, InFlight, Method, Transport, TransportError,
+};
+use super::limits::{
+    COMPRESS_THRESHOLD, MAX_ANSWER_BYTES, MAX_ERROR_BODY_BYTES, ZSTD_LEVEL, ZSTD_WINDOW_LOG,
+};
 use super::protocol::ErrorBody;
 use super::retry::{self, Decision, Outcome, Repeat};
 use std::time::Duration;
@@ -147,7 +151,19 @@ impl<T: Transport, C: Clock> Client<T, C> {
                 }
             };
             let (outcome, error) = match result {
-                Ok(resp) if (200..300).contains(&resp.status) => return Ok(resp.body),
+                Ok(resp) if (200..300).contains(&resp.status) => {
+                    if resp.cut_off || resp.body.len() > answer_limit(resp.status) {
+                        // Not retried: the same server would send the same.
+                        return Err(SyncError::new(
+                            ErrorKind::Http(resp.status),
+                            format!(
+                                "{path}: the backend's answer is larger than {} MiB: cut off, not used",
+                                MAX_ANSWER_BYTES >> 20
+                            ),
+                        ));
+                    }
+                    return Ok(resp.body);
+                }
                 Ok(resp) => (
                     Outcome::Status {
                         status: resp.status,
@@ -248,17 +264,28 @@ impl<T: Transport, C: Clock> Client<T, C> {
     }
 }
 
+/// The server's explanation in an error answer: the `error` field of its
+/// JSON, else its text, from at most [`MAX_ERROR_BODY_BYTES`] of the body
+/// (whatever the transport read), on one line, control characters blanked.
+fn explanation(body: &[u8]) -> String {
+    let body = &body[..body.len().min(MAX_ERROR_BODY_BYTES)];
+    let text = serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    let mut shown = String::with_capacity(text.len().min(MAX_ERROR_BODY_BYTES));
+    for c in text.chars() {
+        if shown.len() + c.len_utf8() > MAX_ERROR_BODY_BYTES {
+            break;
+        }
+        shown.push(if c.is_control() { ' ' } else { c });
+    }
+    shown.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Map a non-2xx answer to the error a host can match on.
 fn status_error(path: &str, resp: &HttpResponse) -> SyncError {
-    let text = serde_json::from_slice::<ErrorBody>(&resp.body)
-        .map(|b| b.error)
-        .unwrap_or_else(|_| {
-            String::from_utf8_lossy(&resp.body)
-                .chars()
-                .take(300)
-                .collect()
-        });
-    let text = if text.trim().is_empty() {
+    let text = explanation(&resp.body);
+    let text = if text.is_empty() {
         "no explanation given".to_string()
     } else {
         text
@@ -520,6 +547,68 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn a_success_answer_over_32_mib_is_cut_off_with_an_http_error_and_not_retried() {
+        let (server, clock) = (FakeServer::new(), FakeClock::new());
+        server.fail_any(Fault::Body {
+            status: 200,
+            body: vec![b' '; MAX_ANSWER_BYTES + 1],
+        });
+        let error = client(&server, &clock)
+            .call(Method::Post, PATH_INIT, Some(&init_body(200)), Repeat::Safe)
+            .expect_err("too large");
+        assert_eq!(error.kind, ErrorKind::Http(200));
+        assert!(
+            error.message.contains("larger than 32 MiB"),
+            "{}",
+            error.message
+        );
+        assert_eq!(server.requests().len(), 1, "not retried");
+    }
+
+    #[test]
+    fn an_answer_the_transport_cut_off_is_refused_even_when_it_parses() {
+        struct Cut;
+        impl Transport for Cut {
+            fn send(&mut self, _: &HttpRequest) -> Result<HttpResponse, TransportError> {
+                Ok(HttpResponse {
+                    status: 200,
+                    body: b"{\"valid\":true}".to_vec(),
+                    cut_off: true,
+                    ..HttpResponse::default()
+                })
+            }
+        }
+        let error = Client::new(Cut, FakeClock::new(), BASE, TEST_KEY)
+            .call(Method::Get, PATH_VALIDATE, None, Repeat::Safe)
+            .expect_err("cut off");
+        assert_eq!(error.kind, ErrorKind::Http(200));
+    }
+
+    #[test]
+    fn an_error_body_is_shown_to_at_most_256_bytes_on_one_line() {
+        let mut body = b"first line\r\nsecond\tline\x1b[31m ".to_vec();
+        body.extend(std::iter::repeat_n(b'x', 100_000));
+        for body in [
+            body.clone(),
+            serde_json::to_vec(&json!({ "error": String::from_utf8_lossy(&body) })).unwrap(),
+        ] {
+            let (server, clock) = (FakeServer::new(), FakeClock::new());
+            server.fail_any(Fault::Body { status: 400, body });
+            let error = client(&server, &clock)
+                .call(Method::Post, PATH_INIT, Some(&init_body(200)), Repeat::Safe)
+                .expect_err("400");
+            let shown = error.message.split_once("HTTP 400: ").unwrap().1;
+            assert!(shown.len() <= MAX_ERROR_BODY_BYTES, "{} bytes", shown.len());
+            assert!(shown.contains("first line"), "{shown}");
+            assert!(
+                !error.message.chars().any(char::is_control),
+                "{}",
+                error.message
+            );
+        }
     }
 
     #[test]

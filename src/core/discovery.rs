@@ -4,6 +4,9 @@
 //! only ever looked up among a folder's listed entries, so no id is ever
 //! turned into a path that walks elsewhere.
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
 /// Split `/a/b/c.jsonl` into (`/a/b`, `c.jsonl`).
 pub fn split_path(path: &str) -> (&str, &str) {
     match path.rfind('/') {
@@ -33,6 +36,32 @@ pub fn agent_file_name(agent_id: &str) -> String {
 }
 
 /// Whether a folder entry is a subagent transcript (`agent-*.jsonl`).
+/// A name or path as a message shows it: one a server or a folder made
+/// 100 KB long is cut in the middle to at most [`SHOWN_NAME_BYTES`].
+pub fn shown(name: &str) -> Cow<'_, str> {
+    if name.len() <= SHOWN_NAME_BYTES {
+        return Cow::Borrowed(name);
+    }
+    let keep = (SHOWN_NAME_BYTES - 3) / 2;
+    let mut head = keep;
+    while !name.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = name.len() - keep;
+    while !name.is_char_boundary(tail) {
+        tail += 1;
+    }
+    Cow::Owned(format!(
+        "{}...{} ({} bytes)",
+        &name[..head],
+        &name[tail..],
+        name.len()
+    ))
+}
+
+/// Longest name a message shows whole.
+pub const SHOWN_NAME_BYTES: usize = 160;
+
 pub fn is_agent_file_name(name: &str) -> bool {
     name.len() > "agent-.jsonl".len()
         && name.starts_with("agent-")
@@ -67,12 +96,12 @@ impl SessionLayout {
     pub fn locate_agent(
         &self,
         file_name: &str,
-        in_subagents: &[String],
-        in_dir: &[String],
+        in_subagents: &BTreeSet<String>,
+        in_dir: &BTreeSet<String>,
     ) -> Option<String> {
-        if in_subagents.iter().any(|n| n == file_name) {
+        if in_subagents.contains(file_name) {
             Some(join(&self.subagents_dir, file_name))
-        } else if in_dir.iter().any(|n| n == file_name) {
+        } else if in_dir.contains(file_name) {
             Some(join(&self.dir, file_name))
         } else {
             None
@@ -95,11 +124,11 @@ mod tests {
     #[test]
     fn current_layout_wins_and_unlisted_names_are_not_found() {
         let l = SessionLayout::of("/p/s.jsonl");
-        let sub = vec!["agent-a1b2c3d.jsonl".to_string()];
-        let flat = vec![
+        let sub = BTreeSet::from(["agent-a1b2c3d.jsonl".to_string()]);
+        let flat = BTreeSet::from([
             "agent-a1b2c3d.jsonl".to_string(),
             "agent-deadbeef.jsonl".to_string(),
-        ];
+        ]);
         assert_eq!(
             l.locate_agent("agent-a1b2c3d.jsonl", &sub, &flat).unwrap(),
             "/p/s/subagents/agent-a1b2c3d.jsonl"
@@ -109,6 +138,15 @@ mod tests {
             "/p/agent-deadbeef.jsonl"
         );
         assert_eq!(l.locate_agent("agent-../x.jsonl", &sub, &flat), None);
+    }
+
+    #[test]
+    fn long_names_are_cut_in_the_middle_for_messages() {
+        assert_eq!(shown("agent-abc.jsonl"), "agent-abc.jsonl");
+        let long = format!("agent-{}\u{e9}.jsonl", "a".repeat(100_000));
+        let cut = shown(&long);
+        assert!(cut.len() <= SHOWN_NAME_BYTES + 20, "{}", cut.len());
+        assert!(cut.starts_with("agent-aaa") && cut.contains("\u{e9}.jsonl ("));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::report::{
 };
 use super::retry::{self, Repeat};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// How far a file has been read: `lines` complete lines end at byte `bytes`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,6 +98,9 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     session_id: Option<String>,
     /// `files[0]` is the transcript; agents follow in discovery order.
     files: Vec<TrackedFile>,
+    /// Index into `files` by name: a server may name 200,000 files, and
+    /// every lookup must stay constant-time.
+    by_name: HashMap<String, usize>,
     /// Every valid agent id referenced by a line read so far.
     agent_ids: BTreeSet<String>,
     meta: SessionMeta,
@@ -132,6 +135,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             client,
             redactor,
             session_id: None,
+            by_name: HashMap::from([(transcript.name.clone(), 0)]),
             files: vec![transcript],
             agent_ids: BTreeSet::new(),
             meta: SessionMeta::default(),
@@ -291,15 +295,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     /// Take the server's line counts as the truth; keep read positions that
     /// are still valid (at or behind the server's count).
     fn apply_server_state(&mut self, answer: &InitResponse) {
-        for (name, server) in &answer.files {
-            if name == &self.layout.transcript_name || self.files.iter().any(|f| &f.name == name) {
-                continue;
+        for name in answer.files.keys() {
+            if !self.by_name.contains_key(name) && discovery::is_agent_file_name(name) {
+                self.track(TrackedFile::new(name.clone(), FileType::Agent, None));
             }
-            if discovery::is_agent_file_name(name) {
-                self.files
-                    .push(TrackedFile::new(name.clone(), FileType::Agent, None));
-            }
-            let _ = server;
         }
         for f in &mut self.files {
             let server = answer.files.get(&f.name).map_or(0, |s| s.last_synced_line);
@@ -314,6 +313,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 f.mark = None;
             }
         }
+    }
+
+    fn track(&mut self, file: TrackedFile) {
+        self.by_name.insert(file.name.clone(), self.files.len());
+        self.files.push(file);
     }
 
     /// Branch and repo URL: the transcript's first `gitBranch` (and its
@@ -480,7 +484,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let name = file.name.clone();
         let Some(path) = file.path.clone() else {
             return Err(FileFailureKind::Local(SyncError::io(format!(
-                "{name}: the backend has it but it was not found beside the transcript or in its subagents folder"
+                "{}: the backend has it but it was not found beside the transcript or in its subagents folder",
+                discovery::shown(&name)
             ))));
         };
         let handle = fs.open(&path).map_err(|m| {
@@ -659,13 +664,16 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let needs_flat = self.agent_ids.iter().any(|id| {
-            let name = discovery::agent_file_name(id);
-            !self
-                .files
-                .iter()
-                .any(|f| f.name == name && f.path.is_some())
-        }) || self.files.iter().any(|f| f.path.is_none());
+        let located = |name: &str| {
+            self.by_name
+                .get(name)
+                .is_some_and(|&i| self.files[i].path.is_some())
+        };
+        let needs_flat = self
+            .agent_ids
+            .iter()
+            .any(|id| !located(&discovery::agent_file_name(id)))
+            || self.files.iter().any(|f| f.path.is_none());
         let in_dir = if needs_flat {
             self.fs
                 .list_dir(&self.layout.dir)
@@ -685,14 +693,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 .iter()
                 .map(|id| discovery::agent_file_name(id)),
         );
+        let (in_sub, in_dir): (BTreeSet<String>, BTreeSet<String>) =
+            (in_sub.into_iter().collect(), in_dir.into_iter().collect());
         for name in wanted {
-            match self.files.iter_mut().find(|f| f.name == name) {
-                Some(f) if f.path.is_some() => {}
-                Some(f) => f.path = self.layout.locate_agent(&name, &in_sub, &in_dir),
+            match self.by_name.get(&name).copied() {
+                Some(i) if self.files[i].path.is_some() => {}
+                Some(i) => self.files[i].path = self.layout.locate_agent(&name, &in_sub, &in_dir),
                 None => {
                     if let Some(path) = self.layout.locate_agent(&name, &in_sub, &in_dir) {
-                        self.files
-                            .push(TrackedFile::new(name, FileType::Agent, Some(path)));
+                        self.track(TrackedFile::new(name, FileType::Agent, Some(path)));
                     }
                 }
             }

@@ -128,6 +128,43 @@ fn lines_synced(engine: &TestEngine, name: &str) -> u64 {
 }
 
 #[test]
+fn a_fifo_a_socket_or_a_folder_as_an_agent_file_is_refused_from_its_stat_and_the_rest_syncs() {
+    use crate::core::io::FileKind;
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    w.fs.write(
+        &format!("{}/agent-good001.jsonl", subagents_dir()),
+        text(&msgs(1..=1)),
+    );
+    for (id, kind) in [
+        ("fifo001", FileKind::Fifo),
+        ("sock001", FileKind::Socket),
+        ("dir0001", FileKind::Directory),
+    ] {
+        w.fs.make_special(&format!("{}/agent-{id}.jsonl", subagents_dir()), kind);
+    }
+    let mut engine = w.started();
+    // MemFs panics if a special file is opened: refused before any open.
+    let report = engine.sync_all().expect("sync_all");
+    let mut failed: Vec<(String, String)> = report
+        .failed
+        .iter()
+        .map(|f| (f.name.clone(), f.error.message.clone()))
+        .collect();
+    failed.sort();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for ((name, message), what) in failed.iter().zip(["a folder", "a FIFO", "a socket"]) {
+        assert!(
+            message.contains(what) && message.contains("not a regular file"),
+            "{name}: {message}"
+        );
+        assert!(!message.contains('\n'));
+    }
+    assert_eq!(w.held(&transcript_name()), msgs(1..=2));
+    assert_eq!(w.held("agent-good001.jsonl"), msgs(1..=1));
+}
+
+#[test]
 fn a_partial_last_line_is_not_uploaded_until_its_newline_arrives() {
     let w = World::new();
     let half = r#"{"type":"assistant","uuid":"m-3","message":{"content":"still wri"#;

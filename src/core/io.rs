@@ -21,12 +21,51 @@ pub trait ReadAt {
     fn stat(&self) -> Result<FileStat, String>;
 }
 
+/// What a path names, from its stat (symlinks followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Socket,
+    Device,
+    Other,
+}
+
+impl FileKind {
+    /// "a FIFO (named pipe)", for a message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a folder",
+            FileKind::Fifo => "a FIFO (named pipe)",
+            FileKind::Socket => "a socket",
+            FileKind::Device => "a device",
+            FileKind::Other => "not a file",
+        }
+    }
+}
+
 /// The file system as granted by the host. Paths are absolute, as the
 /// component sees them; errors are one-line messages.
 pub trait FileSystem {
     type File: ReadAt;
-    /// Open a file for reading.
-    fn open(&self, path: &str) -> Result<Self::File, String>;
+    /// Open whatever is at `path` for reading, unchecked: use [`FileSystem::open`].
+    fn open_file(&self, path: &str) -> Result<Self::File, String>;
+    /// What is at `path`, from its stat alone: nothing is opened.
+    fn kind(&self, path: &str) -> Result<FileKind, String>;
+    /// Open a regular file for reading. Anything else is refused from its
+    /// stat, before an open that could block: opening a FIFO waits for a
+    /// writer for ever, and a folder or a device is no transcript.
+    fn open(&self, path: &str) -> Result<Self::File, String> {
+        match self.kind(path)? {
+            FileKind::Regular => self.open_file(path),
+            other => Err(format!(
+                "it is {}, not a regular file: not read",
+                other.describe()
+            )),
+        }
+    }
     /// Names of the entries of a folder; `Ok(None)` when it does not exist.
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String>;
     /// Replace the file at `path` with `bytes`, atomically where the platform
@@ -67,12 +106,27 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// A response, body read completely.
-#[derive(Debug, Clone)]
+/// A response, its body read up to [`answer_limit`].
+#[derive(Debug, Clone, Default)]
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The answer was longer than [`answer_limit`] (counted, or declared by
+    /// its `Content-Length`): the transport stopped reading, `body` holds
+    /// at most the limit.
+    pub cut_off: bool,
+}
+
+/// How much of an answer with this status a transport reads: every host
+/// reads the same, whatever the server sends (a 600 MiB body must not
+/// exhaust a component's memory, nor a Node host's).
+pub fn answer_limit(status: u16) -> usize {
+    if (200..300).contains(&status) {
+        super::limits::MAX_ANSWER_BYTES
+    } else {
+        super::limits::MAX_ERROR_BODY_BYTES
+    }
 }
 
 impl HttpResponse {
@@ -103,7 +157,8 @@ impl TransportError {
     }
 }
 
-/// Moves one request to the backend and its answer back.
+/// Moves one request to the backend and its answer back. A transport reads
+/// at most [`answer_limit`] bytes of an answer and says when it cut it off.
 pub trait Transport {
     fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
 
@@ -183,11 +238,14 @@ impl<R: ReadAt> ReadAt for CountingFile<R> {
 
 impl<F: FileSystem> FileSystem for CountingFs<F> {
     type File = CountingFile<F::File>;
-    fn open(&self, path: &str) -> Result<Self::File, String> {
+    fn open_file(&self, path: &str) -> Result<Self::File, String> {
         Ok(CountingFile {
-            inner: self.inner.open(path)?,
+            inner: self.inner.open_file(path)?,
             read: self.read.clone(),
         })
+    }
+    fn kind(&self, path: &str) -> Result<FileKind, String> {
+        self.inner.kind(path)
     }
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
         self.inner.list_dir(path)

@@ -50,3 +50,12 @@ pub const MAX_CHUNK_RECOVERIES: u32 = 5;
 
 /// `.git/config` and `.git/HEAD` are read only up to this size.
 pub const GIT_FILE_MAX_BYTES: usize = 256 << 10;
+
+/// A success answer is read to at most this many bytes; a longer one is cut
+/// off with an `http` error, never read whole (confab v0.17.3 caps at 32 MiB:
+/// an init answer listing every file of a session stays far below it).
+pub const MAX_ANSWER_BYTES: usize = 32 << 20;
+
+/// An error answer's body is read, and shown, to at most this many bytes
+/// (confab v0.17.3: 256): enough for the server's explanation, not for a page.
+pub const MAX_ERROR_BODY_BYTES: usize = 256;

@@ -38,13 +38,20 @@ impl FileFailure {
     /// `<name>: <why>`, for a person: the file named once, whether or not
     /// the error's own message already starts with it.
     pub fn describe(&self) -> String {
+        let shown = super::discovery::shown(&self.name);
         let message = &self.error.message;
-        match message.strip_prefix(self.name.as_str()) {
-            Some(rest) if rest.starts_with(": ") => message.clone(),
-            _ => format!("{}: {message}", self.name),
-        }
+        let message = [self.name.as_str(), &shown]
+            .iter()
+            .find_map(|n| message.strip_prefix(n)?.strip_prefix(": "))
+            .unwrap_or(message);
+        format!("{shown}: {message}")
     }
 }
+
+/// A list in a report for a person (files, failures) shows this many lines
+/// and then counts the others: a server naming 200,000 files must not print
+/// 200,000 lines.
+pub const MAX_LINES_PER_LIST: usize = 10;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -66,6 +73,13 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// The failures a person is shown one line each; `--json` and the WIT
+    /// report hold them all. The number of the others is the rest.
+    pub fn failures_to_show(&self) -> (&[FileFailure], usize) {
+        let n = self.failed.len().min(MAX_LINES_PER_LIST);
+        (&self.failed[..n], self.failed.len() - n)
+    }
+
     pub fn is_success(&self) -> bool {
         self.failed.is_empty()
     }

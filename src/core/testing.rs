@@ -11,8 +11,8 @@
 //! test that passes here sends traffic the real server would accept.
 
 use super::io::{
-    Clock, FileStat, FileSystem, HttpRequest, HttpResponse, InFlight, Method, ReadAt, Transport,
-    TransportError,
+    Clock, FileKind, FileStat, FileSystem, HttpRequest, HttpResponse, InFlight, Method, ReadAt,
+    Transport, TransportError,
 };
 use super::limits::COMPRESS_THRESHOLD;
 use super::protocol;
@@ -47,11 +47,18 @@ pub(crate) struct MemFs {
     bytes_read: Rc<Cell<u64>>,
     opened: Rc<RefCell<Vec<String>>>,
     listed: Rc<RefCell<Vec<String>>>,
+    /// Paths that are not regular files (a FIFO, a socket...): listed and
+    /// stat-able, and opening one panics, as a real FIFO would block.
+    special: Rc<RefCell<BTreeMap<String, FileKind>>>,
 }
 
 impl MemFs {
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    pub(crate) fn make_special(&self, path: &str, kind: FileKind) {
+        self.special.borrow_mut().insert(path.to_string(), kind);
     }
 
     fn next_mtime(&self) -> u64 {
@@ -130,7 +137,10 @@ impl ReadAt for MemFile {
 impl FileSystem for MemFs {
     type File = MemFile;
 
-    fn open(&self, path: &str) -> Result<MemFile, String> {
+    fn open_file(&self, path: &str) -> Result<MemFile, String> {
+        if let Some(kind) = self.special.borrow().get(path) {
+            panic!("{path} ({kind:?}) was opened: a real FIFO would block here for ever");
+        }
         self.opened.borrow_mut().push(path.to_string());
         if !self.files.borrow().contains_key(path) {
             return Err("no such file or folder".to_string());
@@ -140,6 +150,21 @@ impl FileSystem for MemFs {
             path: path.to_string(),
             bytes_read: self.bytes_read.clone(),
         })
+    }
+
+    fn kind(&self, path: &str) -> Result<FileKind, String> {
+        if let Some(kind) = self.special.borrow().get(path) {
+            return Ok(*kind);
+        }
+        let files = self.files.borrow();
+        if files.contains_key(path) {
+            return Ok(FileKind::Regular);
+        }
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        if files.keys().any(|p| p.starts_with(&prefix)) {
+            return Ok(FileKind::Directory);
+        }
+        Err("no such file or folder".to_string())
     }
 
     fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), String> {
@@ -152,10 +177,11 @@ impl FileSystem for MemFs {
     fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, String> {
         self.listed.borrow_mut().push(path.to_string());
         let prefix = format!("{}/", path.trim_end_matches('/'));
-        let names: BTreeSet<String> = self
-            .files
-            .borrow()
+        let files = self.files.borrow();
+        let special = self.special.borrow();
+        let names: BTreeSet<String> = files
             .keys()
+            .chain(special.keys())
             .filter_map(|p| p.strip_prefix(&prefix))
             .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
             .collect();
@@ -231,6 +257,8 @@ pub(crate) enum Fault {
     /// Answer with this status and a plain-text body that echoes the
     /// request's `Authorization` header, as a careless proxy would.
     EchoAuthorization(u16),
+    /// Answer with this status and exactly this body, unprocessed.
+    Body { status: u16, body: Vec<u8> },
 }
 
 impl Fault {
@@ -535,6 +563,17 @@ impl Transport for FakeServer {
                     status,
                     headers: vec![("content-type".to_string(), "text/plain".to_string())],
                     body: format!("refused request with Authorization: {echoed}").into_bytes(),
+                    cut_off: false,
+                });
+            }
+            Some(Fault::Body { status, body }) => {
+                record.result = Ok(status);
+                state.requests.push(record);
+                return Ok(HttpResponse {
+                    status,
+                    headers: Vec::new(),
+                    body,
+                    cut_off: false,
                 });
             }
             Some(Fault::Connect) => {
@@ -583,6 +622,7 @@ impl Transport for FakeServer {
             status,
             headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
+            cut_off: false,
         })
     }
 }

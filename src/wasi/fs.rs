@@ -3,9 +3,11 @@
 //! and files are read with positional reads. The sandbox decides what is
 //! reachable: a path outside every preopen, or a symlink leaving one, fails.
 
-use crate::core::io::{FileStat, FileSystem, ReadAt};
+use crate::core::io::{FileKind, FileStat, FileSystem, ReadAt};
 use wasi::filesystem::preopens;
-use wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+use wasi::filesystem::types::{
+    Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+};
 
 pub struct WasiFs {
     preopens: Vec<(Descriptor, String)>,
@@ -91,7 +93,22 @@ impl ReadAt for WasiFile {
 impl FileSystem for WasiFs {
     type File = WasiFile;
 
-    fn open(&self, path: &str) -> Result<WasiFile, String> {
+    fn kind(&self, path: &str) -> Result<FileKind, String> {
+        let (dir, rel) = self.resolve(path)?;
+        let stat = dir
+            .stat_at(PathFlags::SYMLINK_FOLLOW, rel)
+            .map_err(describe)?;
+        Ok(match stat.type_ {
+            DescriptorType::RegularFile => FileKind::Regular,
+            DescriptorType::Directory => FileKind::Directory,
+            DescriptorType::Fifo => FileKind::Fifo,
+            DescriptorType::Socket => FileKind::Socket,
+            DescriptorType::BlockDevice | DescriptorType::CharacterDevice => FileKind::Device,
+            DescriptorType::SymbolicLink | DescriptorType::Unknown => FileKind::Other,
+        })
+    }
+
+    fn open_file(&self, path: &str) -> Result<WasiFile, String> {
         let (dir, rel) = self.resolve(path)?;
         dir.open_at(
             PathFlags::SYMLINK_FOLLOW,

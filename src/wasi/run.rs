@@ -115,7 +115,7 @@ impl BoundedHttp {
                         .map_or(String::new(), |e| format!("{e}; "));
                     // Nothing was sent: "not connected" is the truth, and safe.
                     return Err(TransportError::Connect(format!(
-                        "{last}gave up after {} s (a hook must not keep the agent waiting)",
+                        "{last}gave up after {} s (the command's time limit, --timeout)",
                         d.limit.as_secs()
                     )));
                 }
@@ -125,7 +125,8 @@ impl BoundedHttp {
         Ok(WasiHttp {
             connect_timeout: cap(self.timeouts.connect),
             first_byte_timeout: cap(self.timeouts.first_byte),
-            between_bytes_timeout: cap(Duration::from_secs(30)),
+            between_bytes_timeout: cap(self.timeouts.between_bytes),
+            total_timeout: cap(self.timeouts.total),
         })
     }
 }

@@ -2,6 +2,8 @@
 //! once, the local backend, scratch copies of the fixture sessions, and
 //! byte-for-byte comparisons.
 
+pub mod hostile;
+
 use confab_host::backend::{Backend, BackendConfig, RequestRecord};
 pub use confab_host::sandbox::{
     Deadlines, Grant, Instance, RedactionSettings, Sandbox, SessionConfig, SessionHandle,
