@@ -654,6 +654,26 @@ fn default_patterns_are_well_formed() {
 }
 
 #[test]
+fn the_default_line_scans_stay_on_their_fast_searchers() {
+    // aho-corasick runs its SIMD (Teddy) searcher for at most 64 patterns
+    // and falls back to a byte-at-a-time automaton past that (3x slower
+    // on the fixtures); our Teddy takes at most 128 needles, and without
+    // it the component would scan with that same automaton. Rules past the
+    // 128 bits of `Candidates` would run on every string.
+    let r = teddy_defaults();
+    let inner = r.inner.as_ref().unwrap();
+    let (scans, teddy) = inner.prefilter.sizes();
+    assert!(
+        scans.iter().all(|&n| n <= 64),
+        "{scans:?} automaton patterns"
+    );
+    let needles = teddy.expect("the defaults' Teddy builds");
+    assert!(needles <= teddy::MAX_NEEDLES, "{needles} needles");
+    assert!(inner.rules.len() <= 128, "{} rules", inner.rules.len());
+    eprintln!("{scans:?} automaton patterns, {needles} Teddy needles");
+}
+
+#[test]
 fn default_literals_occur_in_every_match() {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     // regex-syntax's prefix literals: every match starts with one of them. Each
