@@ -9,7 +9,11 @@
 //! fingerprints could hold it there (8 per table byte, so two sets); 16 haystack positions are tested at
 //! once with byte shuffles, and only the positions where a bucket survives the
 //! three bytes are compared with that bucket's needles. An ASCII
-//! case-insensitive needle puts both cases of its letters in the tables.
+//! case-insensitive needle puts both cases of its letters in the tables, and
+//! a needle whose last byte is one of a set (a family of literals such as
+//! `SK0` to `SKF`) puts all of the set there. Buckets are filled greedily,
+//! then refined by moving single needles while that lowers the share of
+//! positions let through (by the byte frequencies of transcripts).
 //!
 //! Off wasm32 (unit tests, the native bench) the same code runs on plain
 //! arrays; the prefilter uses it there only when a test asks for it.
@@ -17,8 +21,8 @@
 use crate::core::byte_frequency::PER_65536;
 
 /// Buckets: the bits of one table byte, in two sets of tables (the
-/// default literals have some 40 distinct fingerprints; 8 buckets mixed
-/// them into too many false candidates).
+/// default literals had some 40 distinct fingerprints when 8 buckets mixed
+/// them into too many false candidates; they now have about 70).
 const BUCKETS: usize = 16;
 /// Fingerprint length: fewer bytes let more positions through to comparison.
 const FINGERPRINT: usize = 3;
@@ -27,38 +31,107 @@ pub(crate) const MAX_NEEDLES: usize = 128;
 /// Whether this build has real vector instructions for the search.
 pub(crate) const HAS_SIMD: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
 
+/// What [`Teddy::new`] searches for: `bytes`, or, when `finals` is not
+/// empty, `bytes` followed by any one of `finals` (a family such as `SK0` to
+/// `SKF` as one needle: one comparison where there would be 22, and one
+/// fingerprint).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec<'a> {
+    pub bytes: &'a [u8],
+    pub finals: &'a [u8],
+    pub ascii_case_insensitive: bool,
+}
+
+impl<'a> Spec<'a> {
+    /// Exactly `bytes`.
+    pub(crate) fn exact(bytes: &'a [u8]) -> Self {
+        Spec {
+            bytes,
+            finals: &[],
+            ascii_case_insensitive: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Needle {
+    /// The needle, or with `finals` all of it but its last byte.
     bytes: Box<[u8]>,
-    /// Where the fingerprint starts in `bytes`.
+    /// The bytes its last one may be (`None`: `bytes` is the whole needle).
+    finals: Option<Box<[bool; 256]>>,
+    /// Where the fingerprint starts.
     anchor: usize,
     ascii_case_insensitive: bool,
 }
 
 impl Needle {
+    fn new(spec: &Spec<'_>) -> Needle {
+        let finals = (!spec.finals.is_empty()).then(|| {
+            let mut set = Box::new([false; 256]);
+            for &b in spec.finals {
+                set[usize::from(b)] = true;
+            }
+            set
+        });
+        let mut needle = Needle {
+            bytes: spec.bytes.into(),
+            finals,
+            anchor: 0,
+            ascii_case_insensitive: spec.ascii_case_insensitive,
+        };
+        needle.anchor = quietest_window(&needle);
+        needle
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len() + usize::from(self.finals.is_some())
+    }
+
+    /// Whether `window` (of [`Needle::len`] bytes) is this needle.
     fn matches(&self, window: &[u8]) -> bool {
+        let (head, last) = window.split_at(self.bytes.len().min(window.len()));
+        if let Some(finals) = &self.finals {
+            let last = last.first().map(|&b| {
+                if self.ascii_case_insensitive {
+                    finals[usize::from(b.to_ascii_lowercase())]
+                        || finals[usize::from(b.to_ascii_uppercase())]
+                } else {
+                    finals[usize::from(b)]
+                }
+            });
+            if last != Some(true) {
+                return false;
+            }
+        }
         if self.ascii_case_insensitive {
-            window.eq_ignore_ascii_case(&self.bytes)
+            head.eq_ignore_ascii_case(&self.bytes)
         } else {
-            *window == *self.bytes
+            *head == *self.bytes
         }
     }
 
-    /// The fingerprint's bytes: `None` past the needle's end (any byte).
-    fn fingerprint(&self) -> [Option<u8>; FINGERPRINT] {
-        std::array::from_fn(|j| self.bytes.get(self.anchor + j).copied())
+    /// The nibbles of the bytes it accepts at position `i` (both cases;
+    /// every nibble past its end).
+    fn nibbles_at(&self, i: usize) -> Nibbles {
+        let of = |b: u8| {
+            if self.ascii_case_insensitive {
+                Nibbles::of(b.to_ascii_lowercase()).union(Nibbles::of(b.to_ascii_uppercase()))
+            } else {
+                Nibbles::of(b)
+            }
+        };
+        match (self.bytes.get(i), &self.finals) {
+            (Some(&b), _) => of(b),
+            (None, Some(finals)) if i == self.bytes.len() => (0..=255u8)
+                .filter(|&b| finals[usize::from(b)])
+                .fold(Nibbles::default(), |n, b| n.union(of(b))),
+            _ => Nibbles::ANY,
+        }
     }
 
-    /// The nibbles of the bytes it accepts at each fingerprint position
-    /// (both cases; every nibble past its end).
+    /// The nibbles it accepts at each fingerprint position.
     fn nibbles(&self) -> [Nibbles; FINGERPRINT] {
-        self.fingerprint().map(|b| match b {
-            None => Nibbles::ANY,
-            Some(b) if self.ascii_case_insensitive => {
-                Nibbles::of(b.to_ascii_lowercase()).union(Nibbles::of(b.to_ascii_uppercase()))
-            }
-            Some(b) => Nibbles::of(b),
-        })
+        std::array::from_fn(|j| self.nibbles_at(self.anchor + j))
     }
 }
 
@@ -108,6 +181,69 @@ fn pass_rate(nibbles: &[Nibbles; FINGERPRINT]) -> f64 {
     nibbles.iter().map(|n| n.share()).product()
 }
 
+/// What a bucket holding `members` accepts.
+fn accepted_by(wanted: &[[Nibbles; FINGERPRINT]], members: &[usize]) -> [Nibbles; FINGERPRINT] {
+    members
+        .iter()
+        .fold([Nibbles::default(); FINGERPRINT], |acc, &n| {
+            std::array::from_fn(|j| acc[j].union(wanted[n][j]))
+        })
+}
+
+/// Improves the greedy assignment: moves single needles to the bucket where
+/// they cost least while that lowers the total pass rate (a needle placed
+/// early can sit badly once later ones have shaped the buckets). With the
+/// defaults' 77 needles this lets about 30% fewer positions through to
+/// comparison on the fixtures.
+fn refine(
+    wanted: &[[Nibbles; FINGERPRINT]],
+    buckets: &mut [Vec<usize>; BUCKETS],
+    accepted: &mut [[Nibbles; FINGERPRINT]; BUCKETS],
+) {
+    let rate = |a: &[Nibbles; FINGERPRINT], members: usize| {
+        if members == 0 {
+            0.0
+        } else {
+            pass_rate(a)
+        }
+    };
+    // Each move lowers the total, so this ends; the bound only caps the work.
+    for _ in 0..64 {
+        let mut moved = false;
+        for from in 0..BUCKETS {
+            let mut i = 0;
+            while let Some(&n) = buckets[from].get(i) {
+                let rest: Vec<usize> = buckets[from].iter().copied().filter(|&m| m != n).collect();
+                let without = accepted_by(wanted, &rest);
+                let gain = rate(&accepted[from], rest.len() + 1) - rate(&without, rest.len());
+                let with = |to: usize| -> [Nibbles; FINGERPRINT] {
+                    std::array::from_fn(|j| accepted[to][j].union(wanted[n][j]))
+                };
+                let best = (0..BUCKETS)
+                    .filter(|&to| to != from)
+                    .map(|to| {
+                        let cost = rate(&with(to), 1) - rate(&accepted[to], buckets[to].len());
+                        (to, gain - cost)
+                    })
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                match best {
+                    Some((to, net)) if net > 1e-12 => {
+                        accepted[to] = with(to);
+                        buckets[to].push(n);
+                        buckets[from].remove(i);
+                        accepted[from] = without;
+                        moved = true;
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+}
+
 /// The compiled search. See the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct Teddy {
@@ -120,23 +256,16 @@ pub(crate) struct Teddy {
 }
 
 impl Teddy {
-    /// A search for `needles` (bytes, ASCII case-insensitive); `None` when
-    /// there is none, too many, or an empty one.
-    pub(crate) fn new(needles: &[(&[u8], bool)]) -> Option<Teddy> {
+    /// A search for `needles`; `None` when there is none, too many, or an
+    /// empty one.
+    pub(crate) fn new(needles: &[Spec<'_>]) -> Option<Teddy> {
         if needles.is_empty()
             || needles.len() > MAX_NEEDLES
-            || needles.iter().any(|(b, _)| b.is_empty())
+            || needles.iter().any(|n| n.bytes.is_empty())
         {
             return None;
         }
-        let needles: Vec<Needle> = needles
-            .iter()
-            .map(|&(bytes, ci)| Needle {
-                bytes: bytes.into(),
-                anchor: quietest_window(bytes, ci),
-                ascii_case_insensitive: ci,
-            })
-            .collect();
+        let needles: Vec<Needle> = needles.iter().map(Needle::new).collect();
         // Widest fingerprints first, each into the bucket whose pass rate it
         // raises least (equal fingerprints share one for free).
         let wanted: Vec<[Nibbles; FINGERPRINT]> = needles.iter().map(Needle::nibbles).collect();
@@ -163,6 +292,7 @@ impl Teddy {
             accepted[bucket] = widened(bucket);
             buckets[bucket].push(n);
         }
+        refine(&wanted, &mut buckets, &mut accepted);
         // Table row `2 * j` is by low nibble, `2 * j + 1` by high nibble.
         let masks = std::array::from_fn(|set| {
             std::array::from_fn(|row| {
@@ -180,6 +310,12 @@ impl Teddy {
             buckets,
             needles,
         })
+    }
+
+    /// How many needles it searches for.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.needles.len()
     }
 
     /// Calls `found(start, needle)` for every occurrence of every needle
@@ -264,7 +400,7 @@ impl Teddy {
                     let Some(start) = (at + lane).checked_sub(needle.anchor) else {
                         continue;
                     };
-                    let window = hay.get(start..start + needle.bytes.len());
+                    let window = hay.get(start..start + needle.len());
                     if window.is_some_and(|w| needle.matches(w)) {
                         found(start, n);
                     }
@@ -276,22 +412,14 @@ impl Teddy {
 
 /// The start of the 3-byte window of `needle` rarest in transcripts (the
 /// first on ties; 0 when the needle is no longer).
-fn quietest_window(needle: &[u8], ascii_case_insensitive: bool) -> usize {
+fn quietest_window(needle: &Needle) -> usize {
     if needle.len() <= FINGERPRINT {
         return 0;
     }
-    let probe = Needle {
-        bytes: needle.into(),
-        anchor: 0,
-        ascii_case_insensitive,
-    };
     (0..=needle.len() - FINGERPRINT)
         .map(|anchor| {
-            let window = Needle {
-                anchor,
-                ..probe.clone()
-            };
-            (anchor, pass_rate(&window.nibbles()))
+            let rate = pass_rate(&std::array::from_fn(|j| needle.nibbles_at(anchor + j)));
+            (anchor, rate)
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map_or(0, |(anchor, _)| anchor)
@@ -409,23 +537,48 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A needle as the tests write it: bytes, final bytes, case-insensitive.
+    type Written<'a> = (&'a [u8], &'a [u8], bool);
+
+    fn specs<'a>(needles: &[Written<'a>]) -> Vec<Spec<'a>> {
+        needles
+            .iter()
+            .map(|&(bytes, finals, ci)| Spec {
+                bytes,
+                finals,
+                ascii_case_insensitive: ci,
+            })
+            .collect()
+    }
+
     /// Every (start, needle) the naive way, sorted.
-    fn naive(needles: &[(&[u8], bool)], hay: &[u8]) -> Vec<(usize, usize)> {
+    fn naive(needles: &[Written<'_>], hay: &[u8]) -> Vec<(usize, usize)> {
+        let eq = |a: &[u8], b: &[u8], ci: bool| {
+            if ci {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
         let mut out = Vec::new();
         for start in 0..hay.len() {
-            for (n, &(bytes, ci)) in needles.iter().enumerate() {
-                if let Some(w) = hay.get(start..start + bytes.len()) {
-                    if (ci && w.eq_ignore_ascii_case(bytes)) || w == bytes {
-                        out.push((start, n));
-                    }
+            for (n, &(bytes, finals, ci)) in needles.iter().enumerate() {
+                let Some(w) = hay.get(start..start + bytes.len()) else {
+                    continue;
+                };
+                let last = hay.get(start + bytes.len());
+                let tail = finals.is_empty()
+                    || last.is_some_and(|&l| finals.iter().any(|&f| eq(&[l], &[f], ci)));
+                if eq(w, bytes, ci) && tail {
+                    out.push((start, n));
                 }
             }
         }
         out
     }
 
-    fn teddy(needles: &[(&[u8], bool)], hay: &[u8]) -> Vec<(usize, usize)> {
-        let t = Teddy::new(needles).expect("a search");
+    fn teddy(needles: &[Written<'_>], hay: &[u8]) -> Vec<(usize, usize)> {
+        let t = Teddy::new(&specs(needles)).expect("a search");
         let mut out = Vec::new();
         t.for_each_match(hay, &mut |s, n| out.push((s, n)));
         out.sort_unstable();
@@ -434,30 +587,39 @@ mod tests {
 
     #[test]
     fn finds_every_occurrence_of_short_long_and_caseless_needles() {
-        let needles: &[(&[u8], bool)] = &[
-            (b"sk-", false),
-            (b"://", false),
-            (b"\"password\"", true),
-            (b"x", false),
-            ("\u{17F}".as_bytes(), false),
-            (b"PRIVATE KEY-----", false),
-            (b"sk-ant", false),
+        let needles: &[Written<'_>] = &[
+            (b"sk-", b"", false),
+            (b"://", b"", false),
+            (b"\"password\"", b"", true),
+            (b"x", b"", false),
+            ("\u{17F}".as_bytes(), b"", false),
+            (b"PRIVATE KEY-----", b"", false),
+            (b"sk-ant", b"", false),
+            // A family: "SK" and a hex digit.
+            (b"SK", b"0123456789abcdefABCDEF", false),
         ];
-        let hay = "{\"PassWord\":\"sk-ant-x\",\"u\":\"http://h\",\"\u{17F}\":1} ends in x";
+        let hay = "{\"PassWord\":\"sk-ant-x\",\"u\":\"http://h\",\"\u{17F}\":1} TASK SKa SKz SK ends in x";
         let found = teddy(needles, hay.as_bytes());
         assert_eq!(found, naive(needles, hay.as_bytes()));
         assert!(found.contains(&(1, 2)), "{found:?}");
         assert!(found.iter().any(|&(_, n)| n == 6));
+        // The family matches "SKa" only.
+        let at = hay.find("SKa").unwrap();
+        assert_eq!(
+            found.iter().filter(|&&(_, n)| n == 7).collect::<Vec<_>>(),
+            [&(at, 7)]
+        );
         // Every tail length, every position of the needle near the end.
         for len in 0..40 {
             for at in 0..len {
-                let mut hay = vec![b'.'; len];
-                let needle = b"sk-";
-                if at + needle.len() <= len {
-                    hay[at..at + needle.len()].copy_from_slice(needle);
+                for needle in [&b"sk-"[..], b"SK9"] {
+                    let mut hay = vec![b'.'; len];
+                    if at + needle.len() <= len {
+                        hay[at..at + needle.len()].copy_from_slice(needle);
+                    }
+                    hay[len - 1] = b'x';
+                    assert_eq!(teddy(needles, &hay), naive(needles, &hay), "{len} {at}");
                 }
-                hay[len - 1] = b'x';
-                assert_eq!(teddy(needles, &hay), naive(needles, &hay), "{len} {at}");
             }
         }
     }
@@ -465,26 +627,38 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_search() {
         assert!(Teddy::new(&[]).is_none());
-        assert!(Teddy::new(&[(b"", false)]).is_none());
+        assert!(Teddy::new(&[Spec::exact(b"")]).is_none());
         let many: Vec<Vec<u8>> = (0..=MAX_NEEDLES)
             .map(|i| format!("n{i}").into_bytes())
             .collect();
-        let many: Vec<(&[u8], bool)> = many.iter().map(|n| (n.as_slice(), false)).collect();
+        let many: Vec<Spec<'_>> = many.iter().map(|n| Spec::exact(n)).collect();
         assert!(Teddy::new(&many).is_none());
         assert!(Teddy::new(&many[..MAX_NEEDLES]).is_some());
     }
 
     #[test]
     fn fingerprints_avoid_frequent_bytes() {
+        let window = |bytes: &[u8], finals: &[u8], ci: bool| {
+            quietest_window(&Needle::new(&Spec {
+                bytes,
+                finals,
+                ascii_case_insensitive: ci,
+            }))
+        };
         // Not the quotes, which are everywhere in JSON.
-        let k = quietest_window(b"\"password\"", true);
+        let k = window(b"\"password\"", b"", true);
         assert!((1..=6).contains(&k), "{k}");
         // Not the "---" of Markdown rules.
         let pem = b"PRIVATE KEY-----";
-        let k = quietest_window(pem, false);
+        let k = window(pem, b"", false);
         assert!(!pem[k..k + FINGERPRINT].contains(&b'-'), "{k}");
-        assert_eq!(quietest_window(b"sk-", false), 0);
-        assert_eq!(quietest_window(b"ab", false), 0);
+        assert_eq!(window(b"sk-", b"", false), 0);
+        assert_eq!(window(b"ab", b"", false), 0);
+        // A family's final byte counts as all the bytes it may be: "-us1"
+        // alone is fingerprinted on "us1", but "-us" and any digit on
+        // "-us", as "us<digit>" would let ten bytes through.
+        assert_eq!(window(b"-us1", b"", false), 1);
+        assert_eq!(window(b"-us", b"0123456789", false), 0);
     }
 
     proptest! {
@@ -492,11 +666,11 @@ mod tests {
 
         #[test]
         fn agrees_with_the_naive_search(
-            needles in proptest::collection::vec(("[a-cA-C\"_:é-]{1,6}", any::<bool>()), 1..20),
+            needles in proptest::collection::vec(("[a-cA-C\"_:é-]{1,6}", "[a-cA-C_-]{0,3}", any::<bool>()), 1..20),
             hay in "[a-cA-C\"_:é -]{0,200}",
         ) {
-            let needles: Vec<(&[u8], bool)> =
-                needles.iter().map(|(n, ci)| (n.as_bytes(), *ci)).collect();
+            let needles: Vec<Written<'_>> =
+                needles.iter().map(|(n, f, ci)| (n.as_bytes(), f.as_bytes(), *ci)).collect();
             prop_assert_eq!(teddy(&needles, hay.as_bytes()), naive(&needles, hay.as_bytes()));
         }
     }

@@ -78,6 +78,27 @@ fn alnum(n: usize) -> String {
     "a1B2c3D4e5F6g7H8i9J0".chars().cycle().take(n).collect()
 }
 
+/// `n` characters cycling through `set` (fake key material of a given alphabet).
+fn cycle(set: &str, n: usize) -> String {
+    set.chars().cycle().take(n).collect()
+}
+
+fn hex(n: usize) -> String {
+    cycle("3f9a0c7e1b5d2846", n)
+}
+
+fn b64url(n: usize) -> String {
+    cycle("Q7-wE_r4TyU9i-O0p_Aa", n)
+}
+
+fn b64(n: usize) -> String {
+    cycle("Zx9+Kq/3Lm7Wv2+Pn5/H", n)
+}
+
+fn letters(n: usize) -> String {
+    cycle("aBcDeFgHiJkLmNoPqRsT", n)
+}
+
 fn anthropic_key() -> String {
     format!("sk-ant-api03-{}", "Ab3_-".repeat(19))
 }
@@ -88,6 +109,11 @@ fn pem(kind: &str) -> String {
     } else {
         format!("{kind} PRIVATE KEY")
     };
+    armoured(&label)
+}
+
+/// A PEM-style block with this label and a fake body.
+fn armoured(label: &str) -> String {
     format!("-----BEGIN {label}-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nbm9uZSBvZiB0aGlzIGlzIGEga2V5\n-----END {label}-----")
 }
 
@@ -188,6 +214,282 @@ fn default_cases() -> Vec<(&'static str, String, String, String)> {
             format!("-----BEGIN {kind} PRIVATE KEY----- (truncated)\n-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----"),
         ));
     }
+    // The patterns added over confab's list.
+    let uuid = format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12));
+    cases.extend([
+        (
+            "anthropic admin",
+            format!("ANTHROPIC_ADMIN_KEY=sk-ant-admin01-{}", b64url(93)),
+            "ANTHROPIC_ADMIN_KEY=[REDACTED:ANTHROPIC_ADMIN_KEY]".into(),
+            "sk-ant-admin01-short".into(),
+        ),
+        (
+            "anthropic oauth",
+            format!(r#"{{"accessToken":"sk-ant-oat01-{}","refreshToken":"sk-ant-ort01-{}"}}"#, b64url(95), b64url(95)),
+            r#"{"accessToken":"[REDACTED:ANTHROPIC_OAUTH_TOKEN]","refreshToken":"[REDACTED:ANTHROPIC_OAUTH_TOKEN]"}"#.into(),
+            "sk-ant-oat01-tooShort".into(),
+        ),
+        (
+            "openrouter",
+            format!("OPENROUTER_API_KEY=sk-or-v1-{}", hex(64)),
+            "OPENROUTER_API_KEY=[REDACTED:OPENROUTER_KEY]".into(),
+            format!("sk-or-v1-{}", hex(10)),
+        ),
+        (
+            "langfuse",
+            format!("LANGFUSE_SECRET_KEY=sk-lf-{uuid}"),
+            "LANGFUSE_SECRET_KEY=[REDACTED:LANGFUSE_KEY]".into(),
+            // The public key is meant to be shared.
+            format!("LANGFUSE_PUBLIC_KEY=pk-lf-{uuid}"),
+        ),
+        (
+            "openai service account and admin",
+            format!("sk-svcacct-{} and sk-admin-{}", b64url(48), b64url(48)),
+            "[REDACTED:API_KEY] and [REDACTED:API_KEY]".into(),
+            format!("sk-admin-{}", b64url(10)),
+        ),
+        (
+            "xai",
+            format!("XAI_API_KEY=xai-{}", alnum(80)),
+            "XAI_API_KEY=[REDACTED:XAI_KEY]".into(),
+            // Too short; inside a word.
+            format!("xai-{} maxai-{}", alnum(20), alnum(80)),
+        ),
+        (
+            "groq",
+            format!("export GROQ_API_KEY=gsk_{}", alnum(52)),
+            "export GROQ_API_KEY=[REDACTED:GROQ_KEY]".into(),
+            format!("gsk_{}", alnum(20)),
+        ),
+        (
+            "hugging face",
+            format!("login(token=\"hf_{}\")", letters(34)),
+            "login(token=\"[REDACTED:HUGGINGFACE_TOKEN]\")".into(),
+            format!("hf_hub_download(repo) hf_token_path model_hf_{} hf_{}", letters(40), letters(33)),
+        ),
+        (
+            "langsmith",
+            format!("LANGSMITH_API_KEY=lsv2_pt_{}_{}", hex(32), hex(10)),
+            "LANGSMITH_API_KEY=[REDACTED:LANGSMITH_KEY]".into(),
+            format!("lsv2_pt_{}_{}", hex(31), hex(10)),
+        ),
+        (
+            "gitlab pat",
+            format!("git clone https://oauth2:glpat-{}@gitlab.com/x/y.git", b64url(20)),
+            // The URL rule also has the password: one marker, the first rule's.
+            "git clone https://oauth2:[REDACTED:GITLAB_TOKEN]@gitlab.com/x/y.git".into(),
+            format!("glpat-{} myglpat-{}", b64url(19), b64url(20)),
+        ),
+        (
+            "gitlab other",
+            format!("--token glrt-{} gldt-{} glptt-{}", b64url(20), b64url(24), b64url(40)),
+            "--token [REDACTED:GITLAB_TOKEN] [REDACTED:GITLAB_TOKEN] [REDACTED:GITLAB_TOKEN]".into(),
+            "glrt-short gldt-short".into(),
+        ),
+        (
+            "mapbox",
+            format!("mapboxgl.accessToken = 'sk.eyJ{}.{}'", b64url(60), b64url(22)),
+            "mapboxgl.accessToken = '[REDACTED:MAPBOX_TOKEN]'".into(),
+            // Public tokens are meant to be published.
+            format!("pk.eyJ{}.{}", b64url(60), b64url(22)),
+        ),
+        (
+            "1password",
+            format!("OP_SERVICE_ACCOUNT_TOKEN=ops_eyJ{}", b64(160)),
+            "OP_SERVICE_ACCOUNT_TOKEN=[REDACTED:ONEPASSWORD_TOKEN]".into(),
+            format!("ops_eyJ{}", b64(40)),
+        ),
+        (
+            "gcp private key id",
+            format!(r#"  "private_key_id": "{}","#, hex(40)),
+            r#"  "private_key_id": "[REDACTED:GCP_KEY_ID]","#.into(),
+            format!(r#""private_key_id": "{}" private_key_identifier={}"#, hex(39), hex(40)),
+        ),
+        (
+            "gcp private key id, JSON inside a JSON string",
+            format!(r#"{{\"type\": \"service_account\", \"private_key_id\": \"{}\"}}"#, hex(40)),
+            r#"{\"type\": \"service_account\", \"private_key_id\": \"[REDACTED:GCP_KEY_ID]\"}"#.into(),
+            r#"{\"private_key_id\": \"YOUR_KEY_ID\"}"#.into(),
+        ),
+        (
+            "slack webhook",
+            format!("curl -X POST https://hooks.slack.com/services/T0{}/B0{}/{}", alnum(9).to_uppercase(), alnum(9).to_uppercase(), alnum(24)),
+            "curl -X POST https://hooks.slack.com/services/[REDACTED:SLACK_WEBHOOK]".into(),
+            "see https://hooks.slack.com/services/ and https://api.slack.com/apps".into(),
+        ),
+        (
+            "discord webhook",
+            format!("https://discord.com/api/webhooks/123456789012345678/{}", b64url(68)),
+            "https://discord.com/api/webhooks/123456789012345678/[REDACTED:DISCORD_WEBHOOK]".into(),
+            "https://discord.com/api/webhooks/123456789012345678/short".into(),
+        ),
+        (
+            "webhook secret",
+            format!("STRIPE_WEBHOOK_SECRET=whsec_{}", b64(32)),
+            "STRIPE_WEBHOOK_SECRET=[REDACTED:WEBHOOK_SECRET]".into(),
+            "whsec_short".into(),
+        ),
+        (
+            "google oauth client secret",
+            format!(r#"client_secret = "GOCSPX-{}""#, b64url(28)),
+            r#"client_secret = "[REDACTED:GOOGLE_OAUTH_SECRET]""#.into(),
+            format!("GOCSPX-{}", b64url(27)),
+        ),
+        (
+            "google oauth access token",
+            format!("access token ya29.{}", b64url(120)),
+            "access token [REDACTED:GOOGLE_OAUTH_TOKEN]".into(),
+            "ya29.short".into(),
+        ),
+        (
+            "confab base64url",
+            format!("cfb_{}", b64url(40)),
+            "[REDACTED:CONFAB_KEY]".into(),
+            format!("cfb_{}", b64url(39)),
+        ),
+        (
+            "azure storage",
+            format!("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={}==;EndpointSuffix=core.windows.net", b64(86)),
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[REDACTED:AZURE_STORAGE_KEY];EndpointSuffix=core.windows.net".into(),
+            format!("AccountKey={}==", b64(40)),
+        ),
+        (
+            "digitalocean",
+            format!("dop_v1_{} doo_v1_{} dor_v1_{}", hex(64), hex(64), hex(64)),
+            "[REDACTED:DIGITALOCEAN_TOKEN] [REDACTED:DIGITALOCEAN_TOKEN] [REDACTED:DIGITALOCEAN_TOKEN]".into(),
+            format!("dop_v1_{} api_v1_{}", hex(63), hex(64)),
+        ),
+        (
+            "databricks",
+            format!("DATABRICKS_TOKEN=dapi{} dapi{}-2", hex(32), hex(32)),
+            "DATABRICKS_TOKEN=[REDACTED:DATABRICKS_TOKEN] [REDACTED:DATABRICKS_TOKEN]".into(),
+            format!("rapidapi{} dapi{}", hex(32), hex(31)),
+        ),
+        (
+            "shopify",
+            format!("shpat_{} shpca_{} shppa_{} shpss_{}", hex(32), hex(32), hex(32), hex(32)),
+            "[REDACTED:SHOPIFY_TOKEN] [REDACTED:SHOPIFY_TOKEN] [REDACTED:SHOPIFY_TOKEN] [REDACTED:SHOPIFY_TOKEN]".into(),
+            format!("shpxx_{} shpat_{}", hex(32), hex(31)),
+        ),
+        (
+            "square",
+            format!("sq0atp-{} sq0csp-{}", b64url(22), b64url(43)),
+            "[REDACTED:SQUARE_TOKEN] [REDACTED:SQUARE_TOKEN]".into(),
+            "sq0atp-short".into(),
+        ),
+        (
+            "atlassian",
+            format!("JIRA_API_TOKEN=ATATT3{}={}", b64url(180), hex(8).to_uppercase()),
+            "JIRA_API_TOKEN=[REDACTED:ATLASSIAN_TOKEN]".into(),
+            format!("ATATT3{}", b64url(50)),
+        ),
+        (
+            "linear",
+            format!("LINEAR_API_KEY=lin_api_{}", alnum(40)),
+            "LINEAR_API_KEY=[REDACTED:LINEAR_KEY]".into(),
+            format!("lin_api_{}", alnum(39)),
+        ),
+        (
+            "postman",
+            format!("x-api-key: PMAK-{}-{}", hex(24), hex(34)),
+            "x-api-key: [REDACTED:POSTMAN_KEY]".into(),
+            format!("PMAK-{}-{}", hex(23), hex(34)),
+        ),
+        (
+            "sentry",
+            format!("SENTRY_AUTH_TOKEN=sntrys_eyJ{}_{} sntryu_{}", b64(80), b64(43), hex(64)),
+            "SENTRY_AUTH_TOKEN=[REDACTED:SENTRY_TOKEN] [REDACTED:SENTRY_TOKEN]".into(),
+            format!("sntryu_{} sntrys_{}", hex(63), alnum(80)),
+        ),
+        (
+            "grafana",
+            format!("glsa_{}_{} glc_{} eyJrIjoi{}", alnum(32), hex(8), b64(60), b64(50)),
+            "[REDACTED:GRAFANA_TOKEN] [REDACTED:GRAFANA_TOKEN] [REDACTED:GRAFANA_TOKEN]".into(),
+            format!("glsa_{}_{} glc_short", alnum(31), hex(8)),
+        ),
+        (
+            "doppler",
+            format!("DOPPLER_TOKEN=dp.st.dev.{} dp.pt.{}", alnum(43), alnum(43)),
+            "DOPPLER_TOKEN=[REDACTED:DOPPLER_TOKEN] [REDACTED:DOPPLER_TOKEN]".into(),
+            format!("dp.append(x) dp.st.{}", alnum(20)),
+        ),
+        (
+            "vault",
+            format!("VAULT_TOKEN=hvs.{}", b64url(90)),
+            "VAULT_TOKEN=[REDACTED:VAULT_TOKEN]".into(),
+            "hvs.short".into(),
+        ),
+        (
+            "supabase",
+            format!("supabase login --token sbp_{}", hex(40)),
+            "supabase login --token [REDACTED:SUPABASE_TOKEN]".into(),
+            format!("sbp_{}", hex(39)),
+        ),
+        (
+            "mysql -p",
+            "mysql -h db -u root -pS3cr3tPass app_db".into(),
+            "mysql -h db -u root -p[REDACTED:PASSWORD] app_db".into(),
+            // Prompts for it; a variable; the port; another command.
+            "mysql -u root -p app_db; mysql -p$MYSQL_PASSWORD; mysql -P 3306; mysql --version; grep -pfoo x".into(),
+        ),
+        (
+            "mysql --password",
+            "mysqldump --user=app --password=hunter2x app > dump.sql && mysql -u root -p'my pass' -e 'select 1'".into(),
+            "mysqldump --user=app --password=[REDACTED:PASSWORD] app > dump.sql && mysql -u root -p[REDACTED:PASSWORD] -e 'select 1'".into(),
+            "mysqldump --password app".into(),
+        ),
+        (
+            "pgpassword",
+            "PGPASSWORD=s3cr3t-Pw psql -h db -U app".into(),
+            "PGPASSWORD=[REDACTED:PASSWORD] psql -h db -U app".into(),
+            "PGPASSWORD=$DB_PASS psql; export PGPASSWORD; PGPASSWORD=\"\" psql".into(),
+        ),
+        (
+            "bearer",
+            format!("curl -H \"Authorization: Bearer {}.{}\" https://api.example.com", b64url(30), b64url(12)),
+            "curl -H \"Authorization: Bearer [REDACTED:BEARER_TOKEN]\" https://api.example.com".into(),
+            "Bearer $TOKEN, Bearer short, bearer token auth".into(),
+        ),
+        (
+            "bearer holding a known token keeps its type",
+            format!("Authorization: Bearer cfb_{}", alnum(40)),
+            "Authorization: Bearer [REDACTED:CONFAB_KEY]".into(),
+            "Authorization: Bearer ${CONFAB_API_KEY}".into(),
+        ),
+        (
+            "basic",
+            "curl -H 'Authorization: Basic dXNlcjpwYXNzd29yZA==' https://x".into(),
+            "curl -H 'Authorization: Basic [REDACTED:BASIC_AUTH]' https://x".into(),
+            "Authorization: Basic authentication; Authorization: Basic $CREDS; WWW-Authenticate: Basic realm=x".into(),
+        ),
+        (
+            "cookie",
+            "curl -H \"Cookie: session=abc123XYZ; csrftoken=q9w8e7\" https://x".into(),
+            "curl -H \"Cookie: [REDACTED:COOKIE]\" https://x".into(),
+            "cookie: req.headers.cookie; document.cookie = c; Cookie: ${cookie}; cookies: 3".into(),
+        ),
+        (
+            "set-cookie",
+            "< Set-Cookie: sid=31d4d96e407aad42; Path=/; Secure; HttpOnly".into(),
+            "< Set-Cookie: [REDACTED:COOKIE]".into(),
+            "Set-Cookie: (none)".into(),
+        ),
+    ]);
+    for label in [
+        "ENCRYPTED PRIVATE KEY",
+        "DSA PRIVATE KEY",
+        "PGP PRIVATE KEY BLOCK",
+    ] {
+        cases.push((
+            "pem (other)",
+            format!("before\n{}\nafter", armoured(label)),
+            "before\n[REDACTED:PRIVATE_KEY]\nafter".into(),
+            format!(
+                "-----BEGIN {label}----- (truncated)\n{}",
+                armoured("PGP PUBLIC KEY BLOCK")
+            ),
+        ));
+    }
     cases
 }
 
@@ -216,6 +518,139 @@ fn every_default_value_pattern_redacts_and_spares_its_near_miss() {
                 );
                 assert!(counts.is_empty());
             }
+        }
+    }
+}
+
+#[test]
+fn credential_headers_are_redacted_as_json_keys_and_as_text() {
+    let basic = "QWxhZGRpbjpvcGVuIHNlc2FtZQ==";
+    for r in both_scans() {
+        // The line's own JSON: the keys are sensitive fields.
+        let line = format!(
+            r#"{{"headers":{{"Authorization":"Basic {basic}","Cookie":"sid=abc123","X-Trace":"1"}},"client_secret":"s3cr3t","private_key_id":"{}"}}"#,
+            hex(40)
+        );
+        let (out, counts) = run(&r, &line);
+        let m = "[REDACTED:SENSITIVE_FIELD]";
+        assert_eq!(
+            out,
+            format!(
+                r#"{{"headers":{{"Authorization":"{m}","Cookie":"{m}","X-Trace":"1"}},"client_secret":"{m}","private_key_id":"{m}"}}"#
+            )
+        );
+        assert_eq!(
+            counts.0,
+            BTreeMap::from([("SENSITIVE_FIELD".to_owned(), 4)])
+        );
+        // The same JSON as text inside a string (a tool result): the value
+        // rules see the headers and the key id.
+        let (out, counts) = run(&r, &jline(&line));
+        let parsed: Value = serde_json::from_str(&out).unwrap();
+        let text = parsed["t"].as_str().unwrap();
+        assert!(
+            text.contains(r#""Authorization":"Basic [REDACTED:BASIC_AUTH]""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""private_key_id":"[REDACTED:GCP_KEY_ID]""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""Cookie":"[REDACTED:COOKIE]""#), "{text}");
+        assert!(!text.contains(basic) && !text.contains(&hex(40)), "{text}");
+        assert_eq!(counts.total(), 3, "{counts:?}");
+        // Python and shell spellings of the same header.
+        for (text, expected) in [
+            (
+                format!("requests.get(url, headers={{'Authorization': 'Basic {basic}'}})"),
+                "requests.get(url, headers={'Authorization': 'Basic [REDACTED:BASIC_AUTH]'})",
+            ),
+            (
+                format!("curl -H \"authorization: basic {basic}\" x"),
+                "curl -H \"authorization: basic [REDACTED:BASIC_AUTH]\" x",
+            ),
+        ] {
+            assert_eq!(run(&r, &text).0, expected);
+            assert_eq!(run(&r, &jline(&text)).0, jline(expected));
+        }
+    }
+}
+
+#[test]
+fn escaped_json_still_hides_the_new_patterns() {
+    for r in both_scans() {
+        let hook = alnum(24);
+        let cases = [
+            // `\/` in a URL: the escapes outside the redacted span stay.
+            (
+                format!(r#"{{"t":"https:\/\/hooks.slack.com\/services\/T0ABC\/B0DEF\/{hook}"}}"#),
+                r#"{"t":"https:\/\/hooks.slack.com\/services\/[REDACTED:SLACK_WEBHOOK]"}"#
+                    .to_owned(),
+            ),
+            // A header quoted inside a command.
+            (
+                r#"{"command":"curl -H \"Cookie: sid=abc123; theme=dark\" https:\/\/x"}"#
+                    .to_owned(),
+                r#"{"command":"curl -H \"Cookie: [REDACTED:COOKIE]\" https:\/\/x"}"#.to_owned(),
+            ),
+            // An escaped letter in the prefix, and one inside the token.
+            (
+                format!(
+                    r#"{{"t":"\u0067lpat-{} hf_\u0041{}"}}"#,
+                    b64url(20),
+                    letters(33)
+                ),
+                r#"{"t":"[REDACTED:GITLAB_TOKEN] [REDACTED:HUGGINGFACE_TOKEN]"}"#.to_owned(),
+            ),
+            // JSON text held in a JSON string held in a JSON line.
+            (
+                jline(&jline(&format!(r#"{{"private_key_id": "{}"}}"#, hex(40)))),
+                jline(&jline(r#"{"private_key_id": "[REDACTED:GCP_KEY_ID]"}"#)),
+            ),
+            // A PEM block of another kind, its newlines escaped.
+            (
+                jline(&format!("key:\n{}\nend", armoured("ENCRYPTED PRIVATE KEY"))),
+                jline("key:\n[REDACTED:PRIVATE_KEY]\nend"),
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(run(&r, &line).0, expected, "{line}");
+            assert!(serde_json::from_str::<Value>(&expected).is_ok());
+        }
+    }
+}
+
+#[test]
+fn known_tokens_keep_their_type_inside_context_rules() {
+    // The context rules come last: a token an earlier rule knows keeps that
+    // rule's marker, and the context rule's overlapping span merges into it.
+    for r in both_scans() {
+        let cases = [
+            (
+                format!("Authorization: Bearer ghp_{}", alnum(36)),
+                "Authorization: Bearer [REDACTED:GITHUB_TOKEN]",
+                "GITHUB_TOKEN",
+            ),
+            (
+                format!("Authorization: Bearer {}", anthropic_key()),
+                "Authorization: Bearer [REDACTED:API_KEY]",
+                "API_KEY",
+            ),
+            (
+                "Cookie: session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123_-XYZ".to_owned(),
+                "Cookie: [REDACTED:JWT]",
+                "JWT",
+            ),
+            (
+                format!("PGPASSWORD=glpat-{} psql", b64url(20)),
+                "PGPASSWORD=[REDACTED:GITLAB_TOKEN] psql",
+                "GITLAB_TOKEN",
+            ),
+        ];
+        for (text, expected, kind) in cases {
+            let (out, counts) = run(&r, &text);
+            assert_eq!(out, expected);
+            assert_eq!(counts.0, BTreeMap::from([(kind.to_owned(), 1)]), "{text}");
         }
     }
 }
@@ -637,11 +1072,35 @@ fn redactor_is_send_sync_and_cheap_to_clone() {
 #[test]
 fn default_patterns_are_well_formed() {
     let names: Vec<&str> = DEFAULT_PATTERNS.iter().map(|d| d.name).collect();
-    assert_eq!(names.len(), 33);
+    assert_eq!(names.len(), 70);
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "pattern names are unique");
+    // At least 40 kinds of secret, each with its own marker type.
+    let kinds: std::collections::BTreeSet<&str> = DEFAULT_PATTERNS.iter().map(|d| d.kind).collect();
+    assert!(kinds.len() >= 40, "{} kinds: {kinds:?}", kinds.len());
     assert_eq!(names[0], "Sensitive Field Names");
     let pos = |n: &str| names.iter().position(|x| *x == n).unwrap();
-    assert!(pos("Anthropic API Key") < pos("OpenAI API Key"));
+    // Specific shapes of a family before its general one.
+    for anthropic in [
+        "Anthropic API Key",
+        "Anthropic Admin API Key",
+        "Anthropic OAuth Token",
+        "OpenRouter API Key",
+        "Langfuse Secret Key",
+    ] {
+        assert!(pos(anthropic) < pos("OpenAI API Key"), "{anthropic}");
+    }
     assert!(pos("PostgreSQL Connection String Password") < pos("Generic URL Password"));
+    // The rules that know a secret by its context come last, so that a
+    // token with a known prefix keeps its own type inside a header.
+    let context = [
+        "MySQL Command-Line Password",
+        "PGPASSWORD Assignment",
+        "Bearer Token",
+        "Basic Authorization Header",
+        "Cookie Header",
+    ];
+    assert_eq!(&names[names.len() - context.len()..], context);
     assert_eq!(patterns::default_patterns().len(), names.len());
     // The key list is exactly the field regex's alternation.
     assert_eq!(
@@ -650,45 +1109,107 @@ fn default_patterns_are_well_formed() {
     );
     for d in DEFAULT_PATTERNS {
         compile_rule(&d.to_config()).unwrap();
+        assert_eq!(d.kind, d.kind.to_lowercase(), "{}", d.name);
+        assert!(!d.kind.is_empty() && !d.name.is_empty());
     }
 }
 
 #[test]
+fn the_default_line_scans_stay_on_their_fast_searchers() {
+    // aho-corasick runs its SIMD (Teddy) searcher for at most 64 patterns
+    // and falls back to a byte-at-a-time automaton past that (3x slower
+    // on the fixtures); our Teddy takes at most 128 needles, and without
+    // it the component would scan with that same automaton. Rules past the
+    // 128 bits of `Candidates` would run on every string.
+    let r = teddy_defaults();
+    let inner = r.inner.as_ref().unwrap();
+    let (scans, teddy) = inner.prefilter.sizes();
+    assert!(
+        scans.iter().all(|&n| n <= 64),
+        "{scans:?} automaton patterns"
+    );
+    let needles = teddy.expect("the defaults' Teddy builds");
+    assert!(needles <= teddy::MAX_NEEDLES, "{needles} needles");
+    assert!(inner.rules.len() <= 128, "{} rules", inner.rules.len());
+    eprintln!("{scans:?} automaton patterns, {needles} Teddy needles");
+}
+
+/// Whether regex-syntax's extraction shows that every match of `pattern`
+/// contains one of `mine`. Every match of a concatenation ends with a match
+/// of each of its tails, and every match of a tail starts with one of its
+/// prefix literals (when that set is finite): so if, for some tail, each of
+/// those literals contains one of `mine`, every match does. The suffix
+/// literals of the whole are tried too.
+fn literals_in_every_match(pattern: &str, mine: &[&str]) -> bool {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor, Seq};
+    use regex_syntax::hir::{Hir, HirKind};
+    fn tails(hir: &Hir) -> Vec<Hir> {
+        match hir.kind() {
+            HirKind::Capture(c) => tails(&c.sub),
+            HirKind::Concat(parts) => (0..parts.len())
+                .map(|i| Hir::concat(parts[i..].to_vec()))
+                .collect(),
+            _ => vec![hir.clone()],
+        }
+    }
+    let holds = |lit: &[u8]| {
+        mine.iter()
+            .any(|m| lit.windows(m.len()).any(|w| w == m.as_bytes()))
+    };
+    let covered = |seq: Seq| {
+        seq.literals()
+            .is_some_and(|lits| !lits.is_empty() && lits.iter().all(|l| holds(l.as_bytes())))
+    };
+    let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
+    let (mut prefix, mut suffix) = (Extractor::new(), Extractor::new());
+    prefix.kind(ExtractKind::Prefix);
+    suffix.kind(ExtractKind::Suffix);
+    tails(&hir).iter().any(|tail| covered(prefix.extract(tail))) || covered(suffix.extract(&hir))
+}
+
+#[test]
 fn default_literals_occur_in_every_match() {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    // regex-syntax's prefix literals: every match starts with one of them. Each
-    // must contain a hand-written literal, or those could miss a match.
     for d in DEFAULT_PATTERNS {
         let (Some(pattern), Literals::Substrings(mine)) = (d.pattern, d.literals) else {
-            continue;
-        };
-        let hir = regex_syntax::Parser::new().parse(pattern).unwrap();
-        let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-        let Some(extracted) = seq.literals() else {
-            // No finite prefix set: only the MailChimp key, whose "-us" and
-            // a digit sit after exactly 32 hex digits in every match.
-            assert_eq!(d.name, "MailChimp API Key");
-            let digits: Vec<String> = (0..10).map(|n| format!("-us{n}")).collect();
-            assert_eq!(mine, digits.as_slice());
             continue;
         };
         if d.name == "Twilio API Key" {
             // The extractor stops at "SK" (the class is too big to expand):
             // every match goes on with one of the 22 hex digits.
+            assert_eq!(pattern, "SK[0-9a-fA-F]{32}");
             let hex = "0123456789abcdefABCDEF".chars();
             let all: Vec<String> = hex.map(|c| format!("SK{c}")).collect();
             assert_eq!(mine, all.as_slice());
             continue;
         }
-        assert!(!extracted.is_empty(), "{}", d.name);
-        for lit in extracted {
-            let lit = String::from_utf8_lossy(lit.as_bytes());
-            assert!(
-                mine.iter().any(|m| lit.contains(m)),
-                "{}: extracted {lit:?} holds none of {mine:?}",
-                d.name
-            );
-        }
+        assert!(
+            literals_in_every_match(pattern, mine),
+            "{}: no extraction shows one of {mine:?} in every match",
+            d.name
+        );
+    }
+}
+
+#[test]
+fn the_literal_check_refuses_literals_a_match_can_lack() {
+    for (pattern, mine) in [
+        // An alternative, an optional part, a repetition that can be left out.
+        ("(?:foo|bar)[0-9]{3}", &["foo"][..]),
+        ("x?abc[0-9]+", &["xabc"]),
+        ("[a-z]+_key", &["_keys"]),
+        ("ab(?:cd)*ef", &["cd"]),
+        ("(a)|(b)", &["a"]),
+    ] {
+        assert!(!literals_in_every_match(pattern, mine), "{pattern}");
+    }
+    for (pattern, mine) in [
+        ("(?:foo|bar)[0-9]{3}", &["foo", "bar"][..]),
+        ("x?abc[0-9]+", &["abc"]),
+        ("[a-z]+_key", &["_key"]),
+        ("[0-9]{4}-us[0-9]", &["-us"]),
+        ("(x+)(yz)", &["yz"]),
+    ] {
+        assert!(literals_in_every_match(pattern, mine), "{pattern}");
     }
 }
 
@@ -850,6 +1371,41 @@ fn plants() -> Vec<(String, String, String)> {
             format!("cfb_{}", alnum(40)),
             "[REDACTED:CONFAB_KEY]".into(),
             alnum(40),
+        ),
+        (
+            format!("hf_{}", letters(34)),
+            "[REDACTED:HUGGINGFACE_TOKEN]".into(),
+            letters(34),
+        ),
+        (
+            format!("dop_v1_{}", hex(64)),
+            "[REDACTED:DIGITALOCEAN_TOKEN]".into(),
+            hex(64),
+        ),
+        (
+            format!("https://hooks.slack.com/services/T0A/B0B/{}", alnum(24)),
+            "https://hooks.slack.com/services/[REDACTED:SLACK_WEBHOOK]".into(),
+            alnum(24),
+        ),
+        (
+            format!("AccountName=a;AccountKey={}==", b64(86)),
+            "AccountName=a;AccountKey=[REDACTED:AZURE_STORAGE_KEY]".into(),
+            b64(86),
+        ),
+        (
+            format!("Bearer {}", b64url(32)),
+            "Bearer [REDACTED:BEARER_TOKEN]".into(),
+            b64url(32),
+        ),
+        (
+            armoured("ENCRYPTED PRIVATE KEY"),
+            "[REDACTED:PRIVATE_KEY]".into(),
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC".into(),
+        ),
+        (
+            "PGPASSWORD=Pg-s3cr3t-pw".into(),
+            "PGPASSWORD=[REDACTED:PASSWORD]".into(),
+            "Pg-s3cr3t-pw".into(),
         ),
     ]
 }
