@@ -962,9 +962,10 @@ fn with_redaction_on_no_secret_reaches_metadata_a_patch_an_event_or_a_link() {
     let github = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0".repeat(2));
     // The secret sits past the 4096-byte cut of the first user message: it
     // must be redacted before the cut, or a prefix of it would survive.
+    let confab = "cfb_Zx3-q_Rk9LmN0pQr-StUv_WxYz0123456789Abcd";
     let long = format!("{} {github}", "word ".repeat(818));
     let first = serde_json::json!({"type": "user", "message": {"role": "user",
-        "content": format!("deploy with {aws} and {long}")}});
+        "content": format!("deploy with {aws} and {confab} {long}")}});
     let own = serde_json::json!({"type": "summary", "summary": format!("Rotated {github}")});
     let leaf = serde_json::json!({"type": "summary", "summary": format!("Used {aws}"), "leafUuid": "leaf-7"});
     w.fs.write(
@@ -994,7 +995,7 @@ fn with_redaction_on_no_secret_reaches_metadata_a_patch_an_event_or_a_link() {
     let meta = w.server.chunks()[0].metadata.clone().expect("metadata");
     let message = meta["first_user_message"].as_str().unwrap();
     assert!(
-        message.starts_with("deploy with [REDACTED:AWS_KEY] and word"),
+        message.starts_with("deploy with [REDACTED:AWS_KEY] and [REDACTED:CONFAB_KEY] word"),
         "{message}"
     );
     assert!(message.len() <= super::super::limits::FIRST_USER_MESSAGE_MAX_BYTES);
@@ -1005,7 +1006,12 @@ fn with_redaction_on_no_secret_reaches_metadata_a_patch_an_event_or_a_link() {
     );
     for request in w.server.requests() {
         let body = String::from_utf8_lossy(&request.body);
-        for secret in [&aws[..], &github[..12], &github[github.len() - 8..]] {
+        for secret in [
+            &aws[..],
+            &github[..12],
+            &confab[..12],
+            &github[github.len() - 8..],
+        ] {
             assert!(
                 !body.contains(secret),
                 "{} carries {secret}: {body}",
