@@ -40,6 +40,13 @@ EXIT STATUS (confab-host):
     0 every file synced, 1 a sync error, 2 a usage or configuration error;
     `hook` always 0.";
 
+const BACKEND_USAGE: &str = "\
+confab-host backend [--mirror DIR] [--api-key KEY]
+    Run only the embedded confab-compatible backend on 127.0.0.1: prints its
+    URL on stdout and serves until stdin closes.
+    --mirror DIR     mirror every stored file into DIR/<session id>/<file>
+    --api-key KEY    the key it accepts (default: the built-in local key)";
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // The component hides keys in what it prints; the host's own messages
@@ -48,11 +55,11 @@ fn main() -> ExitCode {
     match run(argv, &guard) {
         Ok(code) => code,
         Err(Failure::Usage(m)) => {
-            eprintln!("confab-host: {}", guard.hide(&m));
+            eprintln!("confab-host: {}", guard.hide(first_line(&m)));
             ExitCode::from(2)
         }
         Err(Failure::Sync(m)) => {
-            eprintln!("confab-host: {}", guard.hide(&m));
+            eprintln!("confab-host: {}", guard.hide(first_line(&m)));
             ExitCode::from(1)
         }
     }
@@ -208,18 +215,17 @@ fn run_component(
     let mut external_id = None;
     let mut argv = argv.to_vec();
     if let Some(path) = &transcript {
-        let canonical = std::fs::canonicalize(path)
-            .map_err(|e| Failure::Sync(format!("cannot open the transcript {path}: {e}")))?;
+        let absolute = transcript_path(path)?;
         // The component sees the folder at its absolute path: give it the
         // transcript's absolute path too (a relative one resolves nowhere).
         if let Some(arg) = argv.iter_mut().find(|a| *a == path) {
-            *arg = canonical.to_string_lossy().into_owned();
+            *arg = absolute.to_string_lossy().into_owned();
         }
-        external_id = canonical
+        external_id = absolute
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned());
         folders.push(
-            canonical
+            absolute
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("/")),
@@ -286,7 +292,7 @@ fn run_component(
                 first_line(&e.root_cause().to_string())
             ))
         })?;
-    if let (Some(backend), Some(id)) = (&local, external_id) {
+    if let (true, Some(backend), Some(id)) = (ok, &local, external_id) {
         let said = format!(
             "mirrored into {} (embedded local backend on {})",
             host.mirror.join(id).display(),
@@ -301,8 +307,34 @@ fn run_component(
     })
 }
 
+/// Errors are one line: whatever an error's formatting appends after its
+/// first line (a backtrace, when `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE`
+/// is set, or a chain of causes) never reaches the user.
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+/// The transcript as the user named it, made absolute but not resolved:
+/// both hosts open this path in its own folder, so a symlink is followed
+/// only to a file inside that folder (the sandbox refuses one leading out),
+/// and the session's external id is the stem of the name given, never the
+/// link target's. A folder, or anything but a `.jsonl` file, is a usage error.
+fn transcript_path(path: &str) -> Result<PathBuf, Failure> {
+    let absolute = std::path::absolute(path)
+        .map_err(|e| Failure::Usage(format!("cannot use the transcript path {path}: {e}")))?;
+    match std::fs::metadata(&absolute) {
+        Ok(m) if m.is_dir() => Err(Failure::Usage(format!(
+            "{path} is a folder: give the session's .jsonl transcript (try sync --help)"
+        ))),
+        Ok(m) if !m.is_file() => Err(Failure::Usage(format!(
+            "{path} is not a regular file (a FIFO, socket or device): give the session's .jsonl transcript"
+        ))),
+        Ok(_) => Ok(absolute),
+        Err(e) => Err(Failure::Sync(format!(
+            "cannot open the transcript {path}: {}",
+            first_line(&e.to_string())
+        ))),
+    }
 }
 
 /// With no backend configured anywhere, the embedded local backend.
@@ -315,13 +347,26 @@ fn start_local_backend_if_needed(
         return Ok(None);
     }
     let mirror = (!validate).then(|| host.mirror.clone());
+    // A key given without a URL is the one the embedded backend accepts:
+    // it is used, rather than silently replaced and then refused with 401.
+    let given = settings.api_key.clone();
+    let key = given
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LOCAL_API_KEY.to_string());
     let backend = Backend::start(BackendConfig {
         mirror_dir: mirror,
+        api_keys: vec![key.clone()],
         ..BackendConfig::default()
     })
-    .map_err(|e| Failure::Sync(format!("cannot start the embedded local backend: {e}")))?;
+    .map_err(|e| match given {
+        Some(_) => Failure::Usage(format!(
+            "an API key was given without a backend URL, and the embedded local backend cannot accept it ({}): set --backend-url (or CONFAB_BACKEND_URL), or give no key",
+            first_line(&e.to_string())
+        )),
+        None => Failure::Sync(format!("cannot start the embedded local backend: {e}")),
+    })?;
     settings.backend_url = Some(backend.url());
-    settings.api_key = Some(DEFAULT_LOCAL_API_KEY.to_string());
+    settings.api_key = Some(key);
     Ok(Some(backend))
 }
 
@@ -336,6 +381,10 @@ fn serve_backend(args: &[String]) -> Result<ExitCode, Failure> {
                 .ok_or_else(|| Failure::Usage(format!("{arg} needs a value (try --help)")))
         };
         match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{BACKEND_USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
             "--mirror" => config.mirror_dir = Some(PathBuf::from(value()?)),
             "--api-key" => config.api_keys = vec![value()?],
             other => {

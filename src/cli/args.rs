@@ -167,6 +167,12 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
     if takes_file {
         sync.transcript = transcript
             .ok_or_else(|| format!("{command} needs a transcript path (try {command} --help)"))?;
+        if !sync.transcript.ends_with(".jsonl") || sync.transcript.ends_with("/.jsonl") {
+            return Err(format!(
+                "the transcript must be a .jsonl file (JSON Lines, as the agent writes it), not `{}` (try {command} --help)",
+                crate::core::discovery::shown(&sync.transcript)
+            ));
+        }
         sync.common = common.clone();
     }
     Ok(match command {
@@ -260,6 +266,8 @@ mod tests {
             &["frob"],
             &["hook", "--cwd", "x"],
             &["validate", "--api-key"],
+            &["sync", "/p/notes.txt"],
+            &["watch", "/p/"],
         ] {
             let e = p(bad).unwrap_err();
             assert!(!e.contains('\n') && e.contains("--help"), "{bad:?}: {e}");

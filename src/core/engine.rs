@@ -258,6 +258,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         for f in &self.files {
             if let Some(mark) = f.mark.filter(|m| m.lines == f.confirmed) {
                 c.files.insert(f.name.clone(), mark);
+            } else if let Some(old) = self.checkpoint.as_ref().and_then(|c| c.files.get(&f.name)) {
+                // Not read to a confirmed end this time (failed, refused as
+                // rewritten): the old mark stays, and with it the evidence
+                // that the next process checks the file against.
+                c.files.insert(f.name.clone(), *old);
             }
         }
         c.agent_ids = self.agent_ids.iter().cloned().collect();
@@ -518,17 +523,24 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         // A fresh start: resume at the saved checkpoint when it agrees with
         // the server's count and the file's bytes, instead of re-reading.
+        // When the server holds those lines but the file no longer does (cut
+        // and grown again by another process), the checkpoint is the proof:
+        // scanning would skip the server's count of *new* lines and upload
+        // the rest as if they followed the old ones.
         if file.pos == Position::default() && file.confirmed > 0 {
             if let Some(mark) = saved.as_ref().and_then(|c| c.files.get(&name)).copied() {
-                if mark.lines <= file.confirmed
-                    && mark.bytes <= stat.size
-                    && checkpoint::still_matches(&handle, &mark)
-                {
-                    file.pos = Position {
-                        lines: mark.lines,
-                        bytes: mark.bytes,
-                    };
-                    file.mark = Some(mark);
+                if mark.lines <= file.confirmed {
+                    if mark.bytes <= stat.size && checkpoint::still_matches(&handle, &mark) {
+                        file.pos = Position {
+                            lines: mark.lines,
+                            bytes: mark.bytes,
+                        };
+                        file.mark = Some(mark);
+                    } else {
+                        return Err(FileFailureKind::Local(rewritten_since_checkpoint(
+                            &path, &mark,
+                        )));
+                    }
                 }
             }
         }
@@ -552,7 +564,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         agent_ids.extend(ids.drain(..));
         if file.pos.lines < file.confirmed {
-            // The server is ahead of the file: nothing to upload until it grows past it.
+            // The server is ahead of the file: nothing to upload until it
+            // grows past it. The file lost lines (cut, or rewritten shorter):
+            // say so rather than "0 new lines".
+            report.warnings.push(format!(
+                "{}: the backend holds {} lines, the file only {} complete lines: it was cut or rewritten; nothing of it is uploaded until it is longer again (sync it as a new session with --external-id)",
+                discovery::shown(&path),
+                file.confirmed,
+                file.pos.lines
+            ));
             file.snapshot = Some(stat);
             return Ok(());
         }
@@ -986,6 +1006,16 @@ fn with_file(mut e: SyncError, name: &str) -> SyncError {
         e.message = format!("{name}: {}", e.message);
     }
     e
+}
+
+/// The file no longer holds, up to the checkpoint's offset, what the
+/// backend confirmed. Refused until the user resolves it.
+fn rewritten_since_checkpoint(path: &str, mark: &FileMark) -> SyncError {
+    SyncError::input(format!(
+        "{} was rewritten: its first {} lines are no longer the ones the backend holds (the checkpoint says so), so nothing more of it is uploaded; sync it as a new session with --external-id, or delete the session on the backend and the checkpoint",
+        discovery::shown(path),
+        mark.lines
+    ))
 }
 
 fn too_long(name: &str, line_no: u64, size: u64) -> SyncError {

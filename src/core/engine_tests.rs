@@ -1096,26 +1096,60 @@ fn without_a_state_folder_a_restart_scans() {
 }
 
 #[test]
-fn a_checkpoint_that_disagrees_with_the_file_falls_back_to_the_scan() {
+fn a_file_rewritten_below_its_checkpoint_is_refused_by_every_later_process() {
+    let w = World::new();
+    let lines = msgs(1..=10);
+    w.fs.write(&transcript(), text(&lines));
+    sync(&mut with_state(&w));
+    // Cut to 5 lines, grown again with 10 others: 15 lines, 10 of them new.
+    let mut regrown = msgs(1..=5);
+    regrown.extend(msgs(101..=110));
+    w.fs.write(&transcript(), text(&regrown));
+    for restart in 0..2 {
+        let report = with_state(&w).sync_all().unwrap();
+        assert_eq!(report.failed.len(), 1, "restart {restart}");
+        let error = &report.failed[0].error;
+        assert_eq!(error.kind, ErrorKind::InvalidInput);
+        assert!(
+            error.message.contains("was rewritten") && error.message.contains(SESSION),
+            "{}",
+            error.message
+        );
+        assert_eq!(w.held(&transcript_name()), lines, "nothing more went up");
+    }
+}
+
+#[test]
+fn a_checkpoint_behind_the_server_falls_back_to_the_scan() {
     let w = World::new();
     let lines = msgs(1..=500);
     w.fs.write(&transcript(), text(&lines));
     sync(&mut with_state(&w));
-    // Same length, other bytes just before the saved offset: the checkpoint is not trusted.
-    let mut changed = text(&lines).into_bytes();
-    let at = changed.len() - 5;
-    changed[at] = b'X';
-    w.fs.write(&transcript(), &changed);
+    // The server lost the session: it holds fewer lines than the checkpoint.
+    w.server
+        .set_lines(SESSION, &transcript_name(), &lines[..100]);
     w.fs.append(&transcript(), format!("{}\n", msg(501)));
     w.fs.reset_counters();
     let report = sync(&mut with_state(&w));
-    assert_eq!(
-        report.lines, 1,
-        "only the line past the server's count goes up"
-    );
+    assert_eq!(report.lines, 401, "the server's count is the truth");
+    assert_eq!(w.held(&transcript_name()).len(), 501);
+}
+
+#[test]
+fn a_server_ahead_of_the_file_is_a_warning_naming_it() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=10)));
+    sync(&mut w.started());
+    w.fs.write(&transcript(), text(&msgs(1..=5)));
+    let report = sync(&mut w.started());
+    assert_eq!(report.lines, 0);
     assert!(
-        w.fs.bytes_read() >= changed.len() as u64,
-        "the fallback scanned the file"
+        report
+            .warnings
+            .iter()
+            .any(|m| m.contains(SESSION) && m.contains("holds 10 lines, the file only 5")),
+        "{:?}",
+        report.warnings
     );
 }
 

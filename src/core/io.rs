@@ -41,7 +41,8 @@ impl FileKind {
             FileKind::Fifo => "a FIFO (named pipe)",
             FileKind::Socket => "a socket",
             FileKind::Device => "a device",
-            FileKind::Other => "not a file",
+            // wasmtime reports FIFOs and sockets alike as "unknown".
+            FileKind::Other => "a special file (a FIFO, socket or device)",
         }
     }
 }
