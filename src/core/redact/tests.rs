@@ -150,6 +150,13 @@ fn default_cases() -> Vec<(&'static str, String, String, String)> {
             format!("github_pat_{}", alnum(21)),
         ),
         (
+            // Real ones have an `_` after 22 characters: all of it goes.
+            "github fine-grained, both halves",
+            format!("GH_TOKEN=github_pat_{}_{} gh pr list", alnum(22), alnum(59)),
+            "GH_TOKEN=[REDACTED:GITHUB_TOKEN] gh pr list".into(),
+            format!("github_pat_{}", alnum(21)),
+        ),
+        (
             "jwt",
             "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123_-XYZ".into(),
             "Bearer [REDACTED:JWT]".into(),
