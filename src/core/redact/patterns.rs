@@ -113,8 +113,11 @@ pub const GITHUB_OAUTH_TOKEN: &str = r"gho_[A-Za-z0-9]{36,255}";
 pub const GITHUB_APP_TOKEN: &str = r"(?:ghu|ghs)_[A-Za-z0-9]{36,255}";
 /// GitHub refresh tokens.
 pub const GITHUB_REFRESH_TOKEN: &str = r"ghr_[A-Za-z0-9]{36,255}";
-/// GitHub fine-grained personal access tokens.
-pub const GITHUB_PAT_FINE_GRAINED: &str = r"github_pat_[A-Za-z0-9]{22,255}";
+/// GitHub fine-grained personal access tokens: `github_pat_`, 22
+/// characters, `_`, 59 characters. The class takes `_`: confab's
+/// `[A-Za-z0-9]` stopped at that underscore and let the token's second, longer
+/// half through.
+pub const GITHUB_PAT_FINE_GRAINED: &str = r"github_pat_[A-Za-z0-9_]{22,255}";
 /// GitLab personal access tokens: `glpat-` and 20 or more base64url
 /// characters (newer ones carry a `.`-separated routing suffix).
 pub const GITLAB_PAT: &str = r"(?-u:\b)glpat-[A-Za-z0-9_.-]{20,}";

@@ -150,6 +150,13 @@ fn default_cases() -> Vec<(&'static str, String, String, String)> {
             format!("github_pat_{}", alnum(21)),
         ),
         (
+            // Real ones have an `_` after 22 characters: all of it goes.
+            "github fine-grained, both halves",
+            format!("GH_TOKEN=github_pat_{}_{} gh pr list", alnum(22), alnum(59)),
+            "GH_TOKEN=[REDACTED:GITHUB_TOKEN] gh pr list".into(),
+            format!("github_pat_{}", alnum(21)),
+        ),
+        (
             "jwt",
             "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123_-XYZ".into(),
             "Bearer [REDACTED:JWT]".into(),
@@ -651,6 +658,103 @@ fn known_tokens_keep_their_type_inside_context_rules() {
             let (out, counts) = run(&r, &text);
             assert_eq!(out, expected);
             assert_eq!(counts.0, BTreeMap::from([(kind.to_owned(), 1)]), "{text}");
+        }
+    }
+}
+
+/// One entry of the planted-secrets corpus shared with the end-to-end tests.
+#[derive(Debug, serde::Deserialize)]
+struct Planted {
+    kind: String,
+    name: String,
+    text: String,
+    secret: String,
+}
+
+fn planted() -> Vec<Planted> {
+    serde_json::from_str(include_str!("../../../tests/fixtures/secrets/planted.json"))
+        .expect("planted.json parses")
+}
+
+/// `secret` is gone from `out`: not whole, and no 8-byte window of it.
+fn assert_gone(secret: &str, out: &str, what: &str) {
+    assert!(
+        !out.contains(secret),
+        "{what}: the secret survived in {out:?}"
+    );
+    for window in secret.as_bytes().windows(8) {
+        assert!(
+            !out.as_bytes().windows(8).any(|w| w == window),
+            "{what}: {:?} of the secret survived in {out:?}",
+            String::from_utf8_lossy(window)
+        );
+    }
+}
+
+#[test]
+fn the_planted_corpus_covers_every_default_pattern() {
+    let corpus = planted();
+    assert!(corpus.len() >= 40, "{} entries", corpus.len());
+    for d in DEFAULT_PATTERNS {
+        assert!(
+            corpus.iter().any(|p| p.name == d.name),
+            "no planted entry for {}",
+            d.name
+        );
+    }
+    for p in &corpus {
+        let d = DEFAULT_PATTERNS
+            .iter()
+            .find(|d| d.name == p.name)
+            .unwrap_or_else(|| panic!("{}: not a default pattern", p.name));
+        assert_eq!(p.kind, d.kind, "{}", p.name);
+        assert!(p.text.contains(&p.secret), "{}: secret not in text", p.name);
+        // Shorter secrets would make the 8-byte window check vacuous.
+        assert!(p.secret.len() >= 8, "{}: secret too short", p.name);
+    }
+}
+
+#[test]
+fn planted_secrets_leave_no_trace_alone_or_in_json() {
+    for r in both_scans() {
+        for p in planted() {
+            let what = format!("{} ({:?})", p.name, p.text);
+            // The snippet alone (a text line, or JSON for a field rule):
+            // the entry's own rule redacts it.
+            let (out, _) = run(&r, &p.text);
+            assert_gone(&p.secret, &out, &what);
+            let marker = format!("[REDACTED:{}]", p.kind.to_uppercase());
+            assert!(out.contains(&marker), "{what}: no {marker} in {out:?}");
+            // As a string value in a transcript line: plainly, with every
+            // `/` escaped, and with the secret's first character escaped.
+            let line = serde_json::to_string(&serde_json::json!({
+                "type": "user",
+                "message": {"role": "user", "content": p.text},
+            }))
+            .unwrap();
+            let slashes = line.replace('/', "\\/");
+            let encoded = serde_json::to_string(&p.secret).unwrap();
+            let encoded = &encoded[1..encoded.len() - 1];
+            let at = line.find(encoded).expect("the secret is in the line");
+            let first = p.secret.chars().next().unwrap();
+            let unicode = format!(
+                "{}\\u{:04x}{}",
+                &line[..at],
+                u32::from(first),
+                &line[at + first.len_utf8()..]
+            );
+            for line in [line, slashes, unicode] {
+                let input: Value = serde_json::from_str(&line).expect("test line is JSON");
+                assert_eq!(input["message"]["content"], p.text.as_str());
+                let (out, counts) = run(&r, &line);
+                assert!(!counts.is_empty(), "{what}: nothing redacted in {line}");
+                let parsed: Value = serde_json::from_str(&out)
+                    .unwrap_or_else(|e| panic!("{what}: output is not JSON ({e}): {out}"));
+                let content = parsed["message"]["content"].as_str().unwrap();
+                assert_gone(&p.secret, content, &what);
+                assert_gone(&p.secret, &out, &what);
+                assert_eq!(parsed["type"], "user");
+            }
         }
     }
 }
