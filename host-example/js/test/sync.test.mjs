@@ -346,6 +346,132 @@ test("an error of the component is a JS exception with the sync-error case and i
   assert.throws(() => new lib.SyncSession({ backendUrl: backend.url, transcriptPath }), TypeError);
 });
 
+test("with redaction on, no planted secret is stored: not in lines, metadata, the summary PATCH or events", async () => {
+  // The corpus of the Rust tests (every kind the default patterns know).
+  const corpus = JSON.parse(readFileSync(join(repo, "tests/fixtures/secrets/planted.json"), "utf8"));
+  assert.ok(corpus.length >= 40, `${corpus.length} planted secrets`);
+  const all = corpus.map((p) => p.text).join("\n");
+  const folder = join(tmp, "planted");
+  const earlier = randomUUID();
+  writeSmallSession(folder, earlier, "leaf-planted-js");
+  const id = randomUUID();
+  const lines = [jsonLine(id, `${all}\nplease deploy`)];
+  for (const p of corpus) lines.push(jsonLine(id, `here it is: ${p.text}`));
+  lines.push(jsonLine(id, "a line with nothing secret in it"));
+  lines.push(JSON.stringify({ type: "summary", summary: all }) + "\n");
+  lines.push(JSON.stringify({ type: "summary", summary: all, leafUuid: "leaf-planted-js" }) + "\n");
+  writeFileSync(join(folder, `${id}.jsonl`), lines.join(""));
+  const redaction = { enabled: true, useDefaultPatterns: true, patterns: [] };
+  const first = new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: join(folder, `${earlier}.jsonl`), redaction });
+  await first.init();
+  await first.syncAll();
+  first.close();
+  const session = new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: join(folder, `${id}.jsonl`), redaction });
+  await session.init();
+  const report = await session.syncAll();
+  assert.deepEqual(report.failed, []);
+  assert.deepEqual(report.warnings, []);
+  await session.sendEvent("session_end", { reason: "exit", note: all });
+  session.close();
+
+  const state = await backendState((s) => s.includes(id) && s.includes("session_end") && s.includes("[REDACTED:"));
+  const stored = readFileSync(join(mirror, id, `${id}.jsonl`), "utf8");
+  for (const p of corpus) {
+    const escaped = JSON.stringify(p.secret).slice(1, -1);
+    for (const where of [["stored lines", stored], ["backend state", state]]) {
+      assert.ok(!where[1].includes(p.secret) && !where[1].includes(escaped), `${p.kind} found in the ${where[0]}`);
+    }
+  }
+  const held = stored.split("\n").filter((l) => l !== "");
+  assert.equal(held.length, lines.length);
+  for (const l of held) JSON.parse(l); // every stored line still parses
+  assert.equal(held.at(-3) + "\n", lines.at(-3), "a line with no secret is byte-identical");
+});
+
+test("errors and failed files never show the key, wherever it lands", async () => {
+  const folder = join(tmp, "keyleak");
+  mkdirSync(folder, { recursive: true });
+  const hidden = (text) => {
+    for (let i = 0; i + 8 <= KEY.length; i++) assert.ok(!text.includes(KEY.slice(i, i + 8)), text);
+    assert.match(text, /\[API key\]/);
+  };
+  // The key where the transcript's name goes: refused as a config error...
+  const txt = join(folder, `${KEY}.txt`);
+  writeFileSync(txt, jsonLine("x", "hello"));
+  await assert.rejects(
+    (async () => {
+      const s = new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: txt, externalId: "leak-1" });
+      await s.init();
+    })(),
+    (e) => {
+      assert.ok(e instanceof lib.SyncError, String(e));
+      assert.equal(e.code, "invalid-config");
+      hidden(e.message);
+      return true;
+    },
+  );
+  // ...and, as a missing .jsonl file, a failed file of the report.
+  const s = new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: join(folder, `${KEY}.jsonl`), externalId: "leak-2" });
+  await s.init();
+  const report = await s.syncAll();
+  s.close();
+  assert.equal(report.failed.length, 1);
+  hidden(report.failed[0].error.message);
+});
+
+// A server (in a child process: the component's calls block this thread)
+// that answers every request with 200 and a 600 MiB body, streamed or
+// declared by Content-Length; it prints its port, then how much it sent.
+const HUGE_SERVER = `
+const http = require("node:http");
+const declared = process.argv[1] === "declared";
+let sent = 0;
+const server = http.createServer((req, res) => {
+  req.resume();
+  const headers = { "content-type": "application/json" };
+  if (declared) headers["content-length"] = String(600 << 20);
+  res.writeHead(200, headers);
+  const chunk = Buffer.alloc(1 << 20, 0x20);
+  res.on("error", () => {});
+  res.on("close", () => console.log("sent " + sent));
+  const pump = () => {
+    while (sent < (600 << 20)) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return res.once("drain", pump);
+    }
+    res.end();
+  };
+  pump();
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`;
+
+test("an answer over 32 MiB is cut off with an http error, not read whole", { timeout: 120_000 }, async () => {
+  for (const mode of ["streamed", "declared"]) {
+    const child = spawn(process.execPath, ["-e", HUGE_SERVER, mode], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    while (!out.includes("\n")) await sleep(20);
+    const url = `http://127.0.0.1:${out.trim()}`;
+    const folder = join(tmp, `huge-${mode}`);
+    mkdirSync(folder, { recursive: true });
+    const path = join(folder, `${randomUUID()}.jsonl`);
+    writeFileSync(path, jsonLine("x", "hello"));
+    const s = new lib.SyncSession({ backendUrl: url, apiKey: KEY, transcriptPath: path });
+    try {
+      await assert.rejects(s.init(), (e) => {
+        assert.ok(e instanceof lib.SyncError, String(e));
+        assert.equal(e.code, "http", `${mode}: ${e.message}`);
+        assert.ok(!e.message.includes("\n"), e.message);
+        return true;
+      });
+    } finally {
+      s.close();
+      child.kill();
+    }
+  }
+});
+
 test("sendEvent delivers session_end with its payload", async () => {
   const id = SESSIONS[1];
   const { session } = synced.get(id);
