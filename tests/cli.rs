@@ -162,3 +162,40 @@ fn help_explains_itself() {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn confab_host_sends_the_machines_hostname_and_the_user_and_flags_override_them() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_file("short.jsonl", "short.jsonl");
+    let url = backend.url();
+    let env = [
+        ("CONFAB_BACKEND_URL", url.as_str()),
+        ("CONFAB_API_KEY", KEY),
+        ("USER", "ann"),
+    ];
+    let out = run(&ws.path(), &["sync", transcript.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let meta = backend.session("short").unwrap().init_metadata;
+    assert_eq!(meta["hostname"], machine.trim());
+    assert_eq!(meta["username"], "ann");
+
+    let out = run(
+        &ws.path(),
+        &[
+            "sync",
+            transcript.to_str().unwrap(),
+            "--hostname",
+            "laptop",
+            "--username=bo",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta = backend.session("short").unwrap().init_metadata;
+    assert_eq!(
+        (&meta["hostname"], &meta["username"]),
+        (&"laptop".into(), &"bo".into())
+    );
+}

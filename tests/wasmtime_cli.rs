@@ -218,6 +218,36 @@ fn hook_on_session_end_syncs_and_sends_session_end_with_the_hook_input() {
     );
 }
 
+#[test]
+fn the_hook_sends_hostname_and_user_only_when_they_are_passed() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_file("short.jsonl", "short.jsonl");
+    let hook = hook_input(&transcript, "Stop");
+
+    let done = run(
+        &ws.path(),
+        &env_for(&backend.url(), KEY),
+        &["hook"],
+        hook.as_bytes(),
+    );
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+    let meta = backend.session("short").expect("synced").init_metadata;
+    assert!(meta.get("hostname").is_none(), "{meta}");
+
+    // As the README's hook passes them: `--env HOSTNAME=$(hostname) --env USER`.
+    let mut env = env_for(&backend.url(), KEY);
+    env.push(("HOSTNAME", "devbox".into()));
+    env.push(("USER", "ann".into()));
+    let done = run(&ws.path(), &env, &["hook"], hook.as_bytes());
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+    let meta = backend.session("short").unwrap().init_metadata;
+    assert_eq!(
+        (&meta["hostname"], &meta["username"]),
+        (&"devbox".into(), &"ann".into())
+    );
+}
+
 /// The number of complete lines the backend holds for a file.
 fn stored_lines(backend: &Backend, id: &str, name: &str) -> usize {
     backend
