@@ -351,13 +351,6 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         if !cwd.is_empty() {
             let git_dir = discovery::join(&cwd, ".git");
-            if let Some(text) = self
-                .fs
-                .read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES)
-            {
-                git.repo_url = metadata::git_origin_url(&String::from_utf8_lossy(&text))
-                    .map(|url| metadata::strip_url_credentials(&url));
-            }
             if git.branch.is_none() {
                 if let Some(head) = self
                     .fs
@@ -365,6 +358,19 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 {
                     git.branch = metadata::git_head_branch(&String::from_utf8_lossy(&head));
                 }
+            }
+            if let Some(text) = self
+                .fs
+                .read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES)
+            {
+                let config = String::from_utf8_lossy(&text);
+                git.repo_url = metadata::git_origin_url(&config)
+                    .map(|url| metadata::strip_url_credentials(&url));
+                git.remotes = metadata::git_remotes(&config);
+                git.tracking_remote = git
+                    .branch
+                    .as_deref()
+                    .and_then(|branch| metadata::git_tracking_remote(&config, branch));
             }
         }
         git
@@ -842,6 +848,10 @@ fn redacted_git_info(redactor: &Redactor, git: &GitInfo) -> Option<GitInfo> {
     (!git.is_empty()).then(|| {
         let mut git = git.clone();
         git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
+        for remote in &mut git.remotes {
+            remote.fetch_url = redact_text(redactor, &remote.fetch_url);
+            remote.push_url = redact_text(redactor, &remote.push_url);
+        }
         git
     })
 }

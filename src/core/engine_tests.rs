@@ -793,13 +793,19 @@ fn transcript_chunks_carry_session_metadata_and_agent_chunks_none() {
     );
     w.fs.write(
         "/home/u/repo/.git/config",
-        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n",
+        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n[branch \"main\"]\n\tremote = origin\n",
     );
     let mut engine = w.started();
 
     sync(&mut engine);
 
     let init: serde_json::Value = serde_json::from_slice(&w.server.requests()[0].body).unwrap();
+    assert_eq!(
+        init["metadata"]["git_info"]["remotes"],
+        serde_json::json!([{"name": "origin", "fetch_url": "https://github.com/o/r.git",
+            "push_url": "https://github.com/o/r.git"}])
+    );
+    assert_eq!(init["metadata"]["git_info"]["tracking_remote"], "origin");
     assert_eq!(init["metadata"]["git_info"]["branch"], "main");
     assert_eq!(
         init["metadata"]["git_info"]["repo_url"],

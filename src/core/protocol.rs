@@ -44,12 +44,31 @@ pub struct GitInfo {
     pub branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit_sha: Option<String>,
+    /// Every configured remote (at most 50), credentials stripped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<GitRemote>,
+    /// The remote the current branch tracks (`branch.<name>.remote`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_remote: Option<String>,
 }
 
 impl GitInfo {
     pub fn is_empty(&self) -> bool {
-        self.repo_url.is_none() && self.branch.is_none() && self.commit_sha.is_none()
+        self.repo_url.is_none()
+            && self.branch.is_none()
+            && self.commit_sha.is_none()
+            && self.remotes.is_empty()
+            && self.tracking_remote.is_none()
     }
+}
+
+/// One entry of `git_info.remotes`, as `git remote -v` shows it: both URLs
+/// always present (the push URL is the fetch URL unless one is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitRemote {
+    pub name: String,
+    pub fetch_url: String,
+    pub push_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
