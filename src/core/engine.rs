@@ -108,6 +108,12 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     /// failed chunk) sends it again, or the server would overwrite the
     /// session's cwd, git_info, hostname and username with empties.
     init_metadata: Option<InitMetadata>,
+    /// The backend's answer to the capabilities probe, kept for the session
+    /// once it said (200, or 404: an older server that supports nothing).
+    capabilities: Option<protocol::Capabilities>,
+    /// The probe failed transiently during this `sync_all`: not asked again
+    /// until the next one (so a sync's outcome does not hang on its rounds).
+    probe_failed_this_sync: bool,
 }
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
@@ -138,6 +144,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             progress: None,
             checkpoint: None,
             init_metadata: None,
+            capabilities: None,
+            probe_failed_this_sync: false,
         })
     }
 
@@ -296,6 +304,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             if discovery::is_agent_file_name(name) {
                 self.files
                     .push(TrackedFile::new(name.clone(), FileType::Agent, None));
+            } else if let Some((_, _, file_type)) = discovery::parse_workflow_name(name) {
+                // Found again in its run folder by the next discovery.
+                self.files
+                    .push(TrackedFile::new(name.clone(), file_type, None));
             }
             let _ = server;
         }
@@ -386,8 +398,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let read_before = self.fs.bytes_read();
         let mut report = SyncReport::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
+        self.probe_failed_this_sync = false;
         for _round in 0..MAX_DISCOVERY_ROUNDS {
             self.discover_agent_files();
+            self.discover_workflow_files(&mut report);
             let todo: Vec<usize> = (0..self.files.len())
                 .filter(|&i| !done.contains(&self.files[i].name))
                 .collect();
@@ -701,6 +715,83 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 }
             }
         }
+    }
+
+    /// Track the agents and journals of every Workflow tool run
+    /// (`subagents/workflows/<runId>/`), found by listing the folders: no
+    /// line references them. They go up under path-encoded names, and only
+    /// to a backend that advertises them; a session without workflow files
+    /// never asks.
+    fn discover_workflow_files(&mut self, report: &mut SyncReport) {
+        let Some(runs) = self.fs.list_dir(&self.layout.workflows_dir).ok().flatten() else {
+            return;
+        };
+        let mut found: Vec<(String, FileType, String)> = Vec::new();
+        for run_id in runs.iter().filter(|r| discovery::is_valid_run_id(r)) {
+            let run_dir = discovery::join(&self.layout.workflows_dir, run_id);
+            let Some(entries) = self.fs.list_dir(&run_dir).ok().flatten() else {
+                continue;
+            };
+            for base in entries {
+                if let Some(file_type) = discovery::workflow_file_type(&base) {
+                    let name = discovery::workflow_upload_name(run_id, &base);
+                    found.push((name, file_type, discovery::join(&run_dir, &base)));
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        let Some(caps) = self.workflow_capabilities(report) else {
+            return;
+        };
+        for (name, file_type, path) in found {
+            let supported = caps.workflow_files
+                && (file_type != FileType::WorkflowJournal || caps.workflow_journal);
+            if !supported {
+                continue;
+            }
+            match self.files.iter_mut().find(|f| f.name == name) {
+                Some(f) => {
+                    f.path.get_or_insert(path);
+                }
+                None => self
+                    .files
+                    .push(TrackedFile::new(name, file_type, Some(path))),
+            }
+        }
+    }
+
+    /// What the backend supports, asked once per session: a 200 or a 404
+    /// is kept; a transient failure is a warning, and the next sync asks
+    /// again (workflow files wait until then).
+    fn workflow_capabilities(&mut self, report: &mut SyncReport) -> Option<protocol::Capabilities> {
+        if let Some(caps) = self.capabilities {
+            return Some(caps);
+        }
+        if self.probe_failed_this_sync {
+            return None;
+        }
+        let caps = match self.client.call(
+            Method::Get,
+            protocol::PATH_CAPABILITIES,
+            None,
+            Repeat::Once,
+        ) {
+            // A 200 that is not the map supports nothing we know of.
+            Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
+            Err(e) if e.kind == ErrorKind::SessionNotFound => protocol::Capabilities::default(),
+            Err(e) => {
+                self.probe_failed_this_sync = true;
+                report.warnings.push(format!(
+                    "workflow files wait for the next sync: cannot ask the backend what it supports: {}",
+                    e.message
+                ));
+                return None;
+            }
+        };
+        self.capabilities = Some(caps);
+        Some(caps)
     }
 
     /// Give each earlier session named by a summary's `leafUuid` that summary.

@@ -9,6 +9,8 @@ pub const PATH_INIT: &str = "/api/v1/sync/init";
 pub const PATH_CHUNK: &str = "/api/v1/sync/chunk";
 pub const PATH_EVENT: &str = "/api/v1/sync/event";
 pub const PATH_VALIDATE: &str = "/api/v1/auth/validate";
+/// Public: which optional features the backend supports.
+pub const PATH_CAPABILITIES: &str = "/api/v1/capabilities";
 
 /// `PATCH /api/v1/sessions/{external_id}/summary`
 pub fn path_summary(external_id: &str) -> String {
@@ -150,6 +152,18 @@ pub struct GithubLinkResponse {
     pub id: u64,
     pub link_type: String,
     pub url: String,
+}
+
+/// `GET /api/v1/capabilities`: a flat map of optional features; a missing
+/// one (and an older server's 404) means unsupported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Capabilities {
+    /// Path-encoded workflow agent files (`subagents/workflows/<runId>/agent-<id>.jsonl`).
+    #[serde(default)]
+    pub workflow_files: bool,
+    /// File type `workflow_journal` (`subagents/workflows/<runId>/journal.jsonl`).
+    #[serde(default)]
+    pub workflow_journal: bool,
 }
 
 /// A server error body: `{"error": "..."}` (other shapes are shown raw).

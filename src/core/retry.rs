@@ -25,6 +25,9 @@ pub enum Repeat {
     /// A chunk: after an answer that may have been lost, the engine must
     /// re-read the server's state instead of resending blindly.
     ReadStateFirst,
+    /// A question whose answer can wait for the next sync (the capabilities
+    /// probe): one attempt, never a wait.
+    Once,
 }
 
 /// What happened to one attempt.
@@ -49,6 +52,9 @@ pub enum Decision {
 /// Decide after attempt number `retries_so_far + 1` failed.
 /// `jitter` in 0..1000 spreads clients that failed together.
 pub fn decide(outcome: Outcome, repeat: Repeat, retries_so_far: u32, jitter: u64) -> Decision {
+    if repeat == Repeat::Once {
+        return Decision::GiveUp;
+    }
     match outcome {
         Outcome::Status {
             status: 429,
@@ -181,6 +187,24 @@ mod tests {
             decide(Outcome::NotConnected, Repeat::ReadStateFirst, 0, 0),
             Decision::RetryAfter(_)
         ));
+    }
+
+    #[test]
+    fn a_once_request_is_never_retried() {
+        for o in [
+            Outcome::NotConnected,
+            Outcome::AnswerLost,
+            Outcome::Status {
+                status: 429,
+                retry_after: Some(Duration::from_secs(1)),
+            },
+            Outcome::Status {
+                status: 503,
+                retry_after: None,
+            },
+        ] {
+            assert_eq!(decide(o, Repeat::Once, 0, 0), Decision::GiveUp, "{o:?}");
+        }
     }
 
     #[test]
