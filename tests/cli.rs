@@ -199,3 +199,32 @@ fn confab_host_sends_the_machines_hostname_and_the_user_and_flags_override_them(
         (&"laptop".into(), &"bo".into())
     );
 }
+
+#[test]
+fn with_no_backend_configured_workflow_files_are_mirrored_into_sub_folders() {
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let run_dir = format!("{SESSION_B}/subagents/workflows/wf-1");
+    let agent = ws.write(
+        &format!("{run_dir}/agent-a1b2c3d.jsonl"),
+        b"{\"type\":\"user\"}\n{\"type\":\"assistant\"}\n",
+    );
+    let journal = ws.write(
+        &format!("{run_dir}/journal.jsonl"),
+        b"{\"event\":\"start\"}\n",
+    );
+    ws.write(&format!("{run_dir}/wf_state.json"), b"{}");
+    let out = run(&ws.path(), &["sync", transcript.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mirror = ws.path().join("confab-mirror").join(SESSION_B);
+    let mirrored = mirror.join("subagents/workflows/wf-1");
+    assert_eq!(
+        std::fs::read(mirrored.join("agent-a1b2c3d.jsonl")).unwrap(),
+        std::fs::read(agent).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(mirrored.join("journal.jsonl")).unwrap(),
+        std::fs::read(journal).unwrap()
+    );
+    assert!(!mirrored.join("wf_state.json").exists());
+}
