@@ -248,6 +248,39 @@ fn the_hook_sends_hostname_and_user_only_when_they_are_passed() {
     );
 }
 
+#[test]
+fn sync_uploads_workflow_runs_under_their_path_encoded_names() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let run_dir = format!("{SESSION_B}/subagents/workflows/wf-3b");
+    let agent = ws.write(
+        &format!("{run_dir}/agent-a1b2c3d.jsonl"),
+        b"{\"type\":\"user\",\"n\":1}\n{\"type\":\"assistant\",\"n\":2}\n",
+    );
+    let journal = ws.write(
+        &format!("{run_dir}/journal.jsonl"),
+        b"{\"event\":\"start\"}\n",
+    );
+    ws.write(&format!("{run_dir}/agent-a1b2c3d.meta.json"), b"{}");
+    ws.write(&format!("{run_dir}/wf_3b.json"), b"{}");
+
+    let done = sync(&backend, &ws.path(), &transcript, &[]);
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+
+    let stored = |name: &str| backend.file(SESSION_B, name);
+    assert_eq!(
+        stored("subagents/workflows/wf-3b/agent-a1b2c3d.jsonl"),
+        Some(std::fs::read(agent).unwrap())
+    );
+    assert_eq!(
+        stored("subagents/workflows/wf-3b/journal.jsonl"),
+        Some(std::fs::read(journal).unwrap())
+    );
+    let names = backend.file_names(SESSION_B);
+    assert!(names.iter().all(|n| !n.ends_with(".json")), "{names:?}");
+}
+
 /// The number of complete lines the backend holds for a file.
 fn stored_lines(backend: &Backend, id: &str, name: &str) -> usize {
     backend
