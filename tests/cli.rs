@@ -162,3 +162,69 @@ fn help_explains_itself() {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn confab_host_sends_the_machines_hostname_and_the_user_and_flags_override_them() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_file("short.jsonl", "short.jsonl");
+    let url = backend.url();
+    let env = [
+        ("CONFAB_BACKEND_URL", url.as_str()),
+        ("CONFAB_API_KEY", KEY),
+        ("USER", "ann"),
+    ];
+    let out = run(&ws.path(), &["sync", transcript.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let meta = backend.session("short").unwrap().init_metadata;
+    assert_eq!(meta["hostname"], machine.trim());
+    assert_eq!(meta["username"], "ann");
+
+    let out = run(
+        &ws.path(),
+        &[
+            "sync",
+            transcript.to_str().unwrap(),
+            "--hostname",
+            "laptop",
+            "--username=bo",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta = backend.session("short").unwrap().init_metadata;
+    assert_eq!(
+        (&meta["hostname"], &meta["username"]),
+        (&"laptop".into(), &"bo".into())
+    );
+}
+
+#[test]
+fn with_no_backend_configured_workflow_files_are_mirrored_into_sub_folders() {
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let run_dir = format!("{SESSION_B}/subagents/workflows/wf-1");
+    let agent = ws.write(
+        &format!("{run_dir}/agent-a1b2c3d.jsonl"),
+        b"{\"type\":\"user\"}\n{\"type\":\"assistant\"}\n",
+    );
+    let journal = ws.write(
+        &format!("{run_dir}/journal.jsonl"),
+        b"{\"event\":\"start\"}\n",
+    );
+    ws.write(&format!("{run_dir}/wf_state.json"), b"{}");
+    let out = run(&ws.path(), &["sync", transcript.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mirror = ws.path().join("confab-mirror").join(SESSION_B);
+    let mirrored = mirror.join("subagents/workflows/wf-1");
+    assert_eq!(
+        std::fs::read(mirrored.join("agent-a1b2c3d.jsonl")).unwrap(),
+        std::fs::read(agent).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(mirrored.join("journal.jsonl")).unwrap(),
+        std::fs::read(journal).unwrap()
+    );
+    assert!(!mirrored.join("wf_state.json").exists());
+}

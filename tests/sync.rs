@@ -589,3 +589,234 @@ fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical()
         assert_stored(&backend, SESSION_B, agent);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Sessions as today's Confab handles them (issue 14)
+
+/// Two Workflow tool runs beside SESSION_B's files: several agents and a
+/// journal each, plus `*.meta.json` and `wf_*.json` that must stay local.
+/// Returns (path-encoded name, source file) of what must go up.
+fn write_workflow_runs(ws: &Workspace, uuid: &str) -> Vec<(String, std::path::PathBuf)> {
+    let agent_lines = std::fs::read(fixtures().join("subagent.jsonl")).unwrap();
+    let mut expected = Vec::new();
+    for (run, agents) in [
+        ("wf-7f3a", &["a1b2c3d", "b2c3d4e", "acompact-e1f845"][..]),
+        ("wf-9c01", &["c3d4e5f", "d4e5f6a"][..]),
+    ] {
+        let folder = format!("{uuid}/subagents/workflows/{run}");
+        for (i, agent) in agents.iter().enumerate() {
+            let name = format!("agent-{agent}.jsonl");
+            // Each agent a different number of real lines.
+            let keep = agent_lines
+                .split_inclusive(|&b| b == b'\n')
+                .take(i + 2)
+                .flatten()
+                .copied()
+                .collect::<Vec<u8>>();
+            let path = ws.write(&format!("{folder}/{name}"), &keep);
+            ws.write(
+                &format!("{folder}/agent-{agent}.meta.json"),
+                b"{\"agentType\":\"x\"}",
+            );
+            expected.push((format!("subagents/workflows/{run}/{name}"), path));
+        }
+        let journal = format!(
+            "{{\"run\":\"{run}\",\"event\":\"start\"}}\n{{\"run\":\"{run}\",\"event\":\"done\"}}\n"
+        );
+        let path = ws.write(&format!("{folder}/journal.jsonl"), journal.as_bytes());
+        ws.write(&format!("{folder}/wf_{run}.json"), b"{\"steps\":[]}");
+        expected.push((format!("subagents/workflows/{run}/journal.jsonl"), path));
+    }
+    expected
+}
+
+fn assert_workflows_stored(
+    backend: &Backend,
+    uuid: &str,
+    expected: &[(String, std::path::PathBuf)],
+) {
+    let snapshot = backend.session(uuid).unwrap();
+    for (name, source) in expected {
+        assert_eq!(
+            backend.file(uuid, name).as_deref(),
+            Some(std::fs::read(source).unwrap().as_slice()),
+            "{name} byte for byte"
+        );
+        let want = if name.ends_with("journal.jsonl") {
+            "workflow_journal"
+        } else {
+            "agent"
+        };
+        assert_eq!(snapshot.file_types[name], want, "{name}");
+    }
+    for name in backend.file_names(uuid) {
+        assert!(!name.ends_with(".json"), "{name} must not go up");
+    }
+}
+
+use confab_host::backend::{current_capabilities, Backend, BackendConfig};
+
+fn backend_with_capabilities(capabilities: Option<serde_json::Value>) -> Backend {
+    Backend::start(BackendConfig {
+        api_keys: vec![KEY.to_string()],
+        capabilities,
+        ..BackendConfig::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn workflow_runs_are_stored_byte_for_byte_when_the_backend_advertises_them() {
+    let backend = backend_with_capabilities(Some(current_capabilities()));
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let expected = write_workflow_runs(&ws, SESSION_B);
+    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    let report = s.sync();
+    assert!(
+        report.failed.is_empty() && report.warnings.is_empty(),
+        "{report:?}"
+    );
+    assert_workflows_stored(&backend, SESSION_B, &expected);
+    for file in session_files(&transcript) {
+        if file.is_file() {
+            assert_stored(&backend, SESSION_B, &file);
+        }
+    }
+    // Read back over the API, as a user would check.
+    let names = backend.file_names(SESSION_B);
+    assert_eq!(names.len(), 3 + expected.len(), "{names:?}");
+
+    // A fresh instance finds them again and resumes from the server's counts.
+    append(
+        &expected[0].1,
+        b"{\"type\":\"system\",\"uuid\":\"wf-more\"}\n",
+    );
+    backend.clear_requests();
+    let again = Synced::start(&backend, config(&backend, &transcript)).sync();
+    assert_eq!(again.lines, 1, "{again:?}");
+    assert_workflows_stored(&backend, SESSION_B, &expected);
+}
+
+#[test]
+fn an_older_backend_answering_404_gets_no_workflow_files() {
+    let backend = backend_with_capabilities(None);
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    write_workflow_runs(&ws, SESSION_B);
+    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    let report = s.sync();
+    assert!(report.failed.is_empty(), "{report:?}");
+    s.sync();
+    let names = backend.file_names(SESSION_B);
+    assert!(names.iter().all(|n| !n.contains('/')), "{names:?}");
+    let probes = backend
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/capabilities")
+        .count();
+    assert_eq!(probes, 1, "a 404 is kept for the session");
+}
+
+#[test]
+fn after_a_transient_probe_failure_workflow_files_go_up_on_the_next_sync() {
+    let backend = backend_with_capabilities(Some(current_capabilities()));
+    backend.inject(Fault::Status {
+        path_prefix: "/api/v1/capabilities".into(),
+        status: 503,
+        retry_after_secs: None,
+        times: 1,
+    });
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let expected = write_workflow_runs(&ws, SESSION_B);
+    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    let first = s.sync();
+    assert!(first.failed.is_empty(), "{first:?}");
+    assert!(!first.warnings.is_empty(), "the deferral is said");
+    assert!(backend
+        .file_names(SESSION_B)
+        .iter()
+        .all(|n| !n.contains('/')));
+    let second = s.sync();
+    assert!(second.failed.is_empty(), "{second:?}");
+    assert_workflows_stored(&backend, SESSION_B, &expected);
+}
+
+#[test]
+fn summaries_arrive_cleaned_on_the_session_and_through_the_leaf_link() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let earlier = ws.copy_file("short.jsonl", "earlier.jsonl");
+    Synced::start(&backend, config(&backend, &earlier)).sync();
+    let mut later = std::fs::read(fixtures().join("subagent.jsonl")).unwrap();
+    later.extend_from_slice(b"{\"type\":\"summary\",\"summary\":\"Earlier: <b>fixing</b> the parser &amp; lexer\",\"leafUuid\":\"40003bdd-2613-4975-83d5-36fb0b6bbc59\"}\n");
+    later.extend_from_slice(b"{\"type\":\"summary\",\"summary\":\"Fixed the <b>login</b>\\n\\n   bug &lt;for real&gt;\"}\n");
+    let transcript = ws.write("later.jsonl", &later);
+    let report = Synced::start(&backend, config(&backend, &transcript)).sync();
+    assert!(
+        report.failed.is_empty() && report.warnings.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        backend.session("later").unwrap().chunk_metadata["summary"],
+        "Fixed the login bug <for real>"
+    );
+    assert_eq!(
+        backend.session("earlier").unwrap().summary_patch.as_deref(),
+        Some("Earlier: fixing the parser & lexer")
+    );
+}
+
+#[test]
+fn a_reinit_after_a_failed_chunk_resends_the_first_inits_metadata() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_A);
+    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    backend.inject(Fault::Status {
+        path_prefix: "/api/v1/sync/chunk".into(),
+        status: 503,
+        retry_after_secs: None,
+        times: 1,
+    });
+    let report = s.sync();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let inits = backend.session(SESSION_A).unwrap().init_history;
+    assert!(inits.len() >= 2, "a re-init happened: {inits:?}");
+    assert_eq!(inits[0]["hostname"], "test-host");
+    assert_eq!(inits[0]["username"], "tester");
+    assert_eq!(inits[0]["cwd"], "/home/marco/projects/spotter");
+    for later in &inits[1..] {
+        assert_eq!(later, &inits[0]);
+    }
+}
+
+#[test]
+fn git_remotes_arrive_with_credentials_stripped() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_file("short.jsonl", "short.jsonl");
+    // The project folder is the transcript's folder here: the only one granted.
+    ws.write(
+        ".git/config",
+        b"[remote \"origin\"]\n\turl = https://alice:ghp_s3cret@github.com/o/r.git\n\
+          [remote \"fork\"]\n\turl = git@github.com:alice/r.git\n\tpushurl = https://alice:pw@gitlab.com/alice/r.git\n\
+          [branch \"master\"]\n\tremote = origin\n",
+    );
+    let mut c = config(&backend, &transcript);
+    c.cwd = ws.path().to_str().unwrap().to_string();
+    let report = Synced::start(&backend, c).sync();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let git = &backend.session("short").unwrap().init_metadata["git_info"];
+    assert_eq!(git["repo_url"], "https://github.com/o/r.git");
+    assert_eq!(
+        git["remotes"],
+        serde_json::json!([
+            {"name": "origin", "fetch_url": "https://github.com/o/r.git", "push_url": "https://github.com/o/r.git"},
+            {"name": "fork", "fetch_url": "git@github.com:alice/r.git", "push_url": "https://gitlab.com/alice/r.git"},
+        ])
+    );
+    let all = serde_json::to_string(&backend.session("short").unwrap().init_metadata).unwrap();
+    assert!(!all.contains("s3cret") && !all.contains(":pw@"), "{all}");
+}

@@ -218,6 +218,69 @@ fn hook_on_session_end_syncs_and_sends_session_end_with_the_hook_input() {
     );
 }
 
+#[test]
+fn the_hook_sends_hostname_and_user_only_when_they_are_passed() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_file("short.jsonl", "short.jsonl");
+    let hook = hook_input(&transcript, "Stop");
+
+    let done = run(
+        &ws.path(),
+        &env_for(&backend.url(), KEY),
+        &["hook"],
+        hook.as_bytes(),
+    );
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+    let meta = backend.session("short").expect("synced").init_metadata;
+    assert!(meta.get("hostname").is_none(), "{meta}");
+
+    // As the README's hook passes them: `--env HOSTNAME=$(hostname) --env USER`.
+    let mut env = env_for(&backend.url(), KEY);
+    env.push(("HOSTNAME", "devbox".into()));
+    env.push(("USER", "ann".into()));
+    let done = run(&ws.path(), &env, &["hook"], hook.as_bytes());
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+    let meta = backend.session("short").unwrap().init_metadata;
+    assert_eq!(
+        (&meta["hostname"], &meta["username"]),
+        (&"devbox".into(), &"ann".into())
+    );
+}
+
+#[test]
+fn sync_uploads_workflow_runs_under_their_path_encoded_names() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let run_dir = format!("{SESSION_B}/subagents/workflows/wf-3b");
+    let agent = ws.write(
+        &format!("{run_dir}/agent-a1b2c3d.jsonl"),
+        b"{\"type\":\"user\",\"n\":1}\n{\"type\":\"assistant\",\"n\":2}\n",
+    );
+    let journal = ws.write(
+        &format!("{run_dir}/journal.jsonl"),
+        b"{\"event\":\"start\"}\n",
+    );
+    ws.write(&format!("{run_dir}/agent-a1b2c3d.meta.json"), b"{}");
+    ws.write(&format!("{run_dir}/wf_3b.json"), b"{}");
+
+    let done = sync(&backend, &ws.path(), &transcript, &[]);
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+
+    let stored = |name: &str| backend.file(SESSION_B, name);
+    assert_eq!(
+        stored("subagents/workflows/wf-3b/agent-a1b2c3d.jsonl"),
+        Some(std::fs::read(agent).unwrap())
+    );
+    assert_eq!(
+        stored("subagents/workflows/wf-3b/journal.jsonl"),
+        Some(std::fs::read(journal).unwrap())
+    );
+    let names = backend.file_names(SESSION_B);
+    assert!(names.iter().all(|n| !n.ends_with(".json")), "{names:?}");
+}
+
 /// The number of complete lines the backend holds for a file.
 fn stored_lines(backend: &Backend, id: &str, name: &str) -> usize {
     backend

@@ -262,6 +262,7 @@ fn run_component(
         ("CONFAB_API_KEY".to_string(), key),
         ("CONFAB_REDACTION".to_string(), redaction),
     ];
+    env.extend(machine_identity());
     if let Some(state) = state_dir(host) {
         if std::fs::create_dir_all(&state).is_ok() {
             if let Ok(state) = std::fs::canonicalize(&state) {
@@ -422,6 +423,24 @@ fn component_path(flag: Option<&Path>) -> Result<PathBuf, String> {
     candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
         "cannot find confab_sync.wasm: build it with `cargo build --release --target wasm32-wasip2 -p confab-sync` or pass --component".to_string()
     })
+}
+
+/// This machine's name and the user's, as the component reads them
+/// (`HOSTNAME`, `USER`), so the session shows them as confab's do; the
+/// command line's `--hostname`/`--username` win over them in the component.
+fn machine_identity() -> Vec<(String, String)> {
+    let nonempty = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let hostname = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok().and_then(nonempty))
+        .or_else(|| std::env::var("HOSTNAME").ok().and_then(nonempty));
+    let username = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().and_then(nonempty));
+    [("HOSTNAME", hostname), ("USER", username)]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value?)))
+        .collect()
 }
 
 /// The state folder: `--state-dir`, `CONFAB_STATE_DIR`, else the user's state directory.

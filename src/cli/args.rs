@@ -29,6 +29,10 @@ pub struct CommonArgs {
     /// `--timeout SECONDS`: the whole command's network work ends by then
     /// (not for `watch`, which runs until idle).
     pub timeout: Option<std::time::Duration>,
+    /// Sent in the session's metadata; else `HOSTNAME` from the environment.
+    pub hostname: Option<String>,
+    /// Sent in the session's metadata; else `USER` from the environment.
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +65,9 @@ EVERY COMMAND TAKES:
     --json               print the result as JSON on stdout, nothing else there
     --timeout SECONDS    give up after this long, whatever the backend does
                          (sync, validate: default 3600; hook: default 9; not watch)
+    --hostname NAME      this machine's name, sent with the session (else HOSTNAME;
+                         not validate)
+    --username NAME      the user's name, sent with the session (else USER; not validate)
 
 CONFIG FILE:
     CONFAB_CONFIG_PATH, else $HOME/.confab/config.json, in confab's shape:
@@ -79,7 +86,7 @@ sync <transcript.jsonl> [--external-id ID] [--cwd DIR] [--json]
     --external-id ID   session id (default: the transcript's file stem)
     --cwd DIR          the project folder the agent ran in (sent as metadata;
                        its .git/config is read when the folder is granted)
-    plus --backend-url, --api-key, --json (see --help)";
+    plus --backend-url, --api-key, --json, --hostname, --username (see --help)";
 
 pub const HOOK_HELP: &str = "\
 hook
@@ -147,6 +154,8 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
                 })?;
                 common.timeout = Some(std::time::Duration::from_secs(seconds));
             }
+            "--hostname" if command != "validate" => common.hostname = Some(value(flag)?),
+            "--username" if command != "validate" => common.username = Some(value(flag)?),
             "--external-id" if takes_file => sync.external_id = Some(value(flag)?),
             "--cwd" if takes_file => sync.cwd = Some(value(flag)?),
             "--interval-ms" if command == "watch" => interval_ms = number(flag, value(flag)?)?,
@@ -215,6 +224,22 @@ mod tests {
         assert_eq!(s.cwd.as_deref(), Some("/repo"));
         assert!(s.common.json);
         assert_eq!(s.common.api_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn hostname_and_username_flags_for_the_commands_that_sync() {
+        let Command::Sync(s) =
+            p(&["sync", "/p/s.jsonl", "--hostname=box", "--username", "ann"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(s.common.hostname.as_deref(), Some("box"));
+        assert_eq!(s.common.username.as_deref(), Some("ann"));
+        let Command::Hook(h) = p(&["hook", "--hostname", "box"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.hostname.as_deref(), Some("box"));
+        assert!(p(&["validate", "--hostname", "box"]).is_err());
     }
 
     #[test]

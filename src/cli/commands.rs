@@ -174,8 +174,8 @@ fn session_config(a: &SyncArgs, url: String, key: String, s: &Settings) -> Sessi
             .unwrap_or_else(|| discovery::file_stem(name).to_string()),
         transcript_path: a.transcript.clone(),
         cwd: a.cwd.clone().unwrap_or_default(),
-        hostname: None,
-        username: None,
+        hostname: s.hostname.clone(),
+        username: s.username.clone(),
         redaction: s.redaction.clone(),
         state_dir: s.state_dir.clone(),
     }

@@ -42,6 +42,11 @@ pub struct Settings {
     pub config_path: Option<String>,
     /// `CONFAB_STATE_DIR`: a writable folder for the engine's checkpoint.
     pub state_dir: Option<String>,
+    /// `--hostname`, else `HOSTNAME` (under `wasmtime run`, only when the
+    /// user passes it: `--env HOSTNAME=$(hostname)`).
+    pub hostname: Option<String>,
+    /// `--username`, else `USER` (`--env USER`).
+    pub username: Option<String>,
 }
 
 /// Reads a whole file: `Ok(None)` when it does not exist.
@@ -99,6 +104,8 @@ pub fn resolve(
         redaction,
         config_path: used,
         state_dir: nonempty(env("CONFAB_STATE_DIR")),
+        hostname: nonempty(flags.hostname.clone()).or_else(|| nonempty(env("HOSTNAME"))),
+        username: nonempty(flags.username.clone()).or_else(|| nonempty(env("USER"))),
     })
 }
 

@@ -241,3 +241,44 @@ fn a_key_with_dashes_and_underscores_syncs() {
     let id = "3f2a9c4e-1b2d-4c5e-8f70-0a1b2c3d4e5f";
     assert_eq!(p.server.lines(id, &format!("{id}.jsonl")), [LINE]);
 }
+
+/// The `metadata` of the first init the platform's server received.
+fn init_metadata(p: &TestPlatform) -> serde_json::Value {
+    let init = p
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == crate::core::protocol::PATH_INIT)
+        .expect("an init");
+    serde_json::from_slice::<serde_json::Value>(&init.body).unwrap()["metadata"].clone()
+}
+
+#[test]
+fn hostname_and_username_come_from_the_environment_and_flags_override_them() {
+    let key = "cfb_Zx3-q_Rk9LmN0pQr-StUv_WxYz0123456789Abcd";
+    let mut p = TestPlatform::new(key);
+    let (exit, out) = p.run(&["sync", TRANSCRIPT]);
+    assert_eq!(exit, Exit::Success, "{out}");
+    let meta = init_metadata(&p);
+    assert!(meta.get("hostname").is_none() && meta.get("username").is_none());
+
+    let mut p = TestPlatform::new(key);
+    p.env.insert("HOSTNAME".into(), "devbox".into());
+    p.env.insert("USER".into(), "ann".into());
+    p.run(&["sync", TRANSCRIPT]);
+    let meta = init_metadata(&p);
+    assert_eq!(
+        (&meta["hostname"], &meta["username"]),
+        (&"devbox".into(), &"ann".into())
+    );
+
+    let mut p = TestPlatform::new(key);
+    p.env.insert("HOSTNAME".into(), "devbox".into());
+    p.env.insert("USER".into(), "ann".into());
+    p.run(&["sync", TRANSCRIPT, "--hostname", "laptop", "--username=bo"]);
+    let meta = init_metadata(&p);
+    assert_eq!(
+        (&meta["hostname"], &meta["username"]),
+        (&"laptop".into(), &"bo".into())
+    );
+}

@@ -2,7 +2,11 @@
 //! "Layout on disk"). Agent ids are validated by
 //! [`super::metadata::is_valid_agent_id`] before they get here, and names are
 //! only ever looked up among a folder's listed entries, so no id is ever
-//! turned into a path that walks elsewhere.
+//! turned into a path that walks elsewhere. Workflow runs are found by
+//! listing `subagents/workflows/`; their files are uploaded under
+//! path-encoded names built only from listed, validated segments.
+
+use super::report::FileType;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -69,6 +73,49 @@ pub fn is_agent_file_name(name: &str) -> bool {
         && !name.contains('/')
 }
 
+/// The folder of the Workflow tool's runs, below `subagents/`.
+pub const WORKFLOWS_FOLDER: &str = "workflows";
+/// Where the server expects a workflow file: `subagents/workflows/<runId>/<base name>`.
+const WORKFLOW_NAME_PREFIX: &str = "subagents/workflows/";
+
+/// A run folder's name as it may appear in a path-encoded file name: one
+/// plain segment (letters, digits, `-`, `_`, `.`; not `.` or `..`), so the
+/// name the server gets never walks elsewhere.
+pub fn is_valid_run_id(run_id: &str) -> bool {
+    (1..=128).contains(&run_id.len())
+        && run_id != "."
+        && run_id != ".."
+        && run_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The type of a file in a workflow run's folder, if it is uploaded at all:
+/// `agent-<id>.jsonl` is an agent, `journal.jsonl` the run's journal;
+/// `*.meta.json`, `wf_*.json` and anything else are not uploaded.
+pub fn workflow_file_type(base_name: &str) -> Option<FileType> {
+    if base_name == "journal.jsonl" {
+        Some(FileType::WorkflowJournal)
+    } else if is_agent_file_name(base_name) {
+        Some(FileType::Agent)
+    } else {
+        None
+    }
+}
+
+/// The path-encoded name a workflow file is uploaded under.
+pub fn workflow_upload_name(run_id: &str, base_name: &str) -> String {
+    format!("{WORKFLOW_NAME_PREFIX}{run_id}/{base_name}")
+}
+
+/// A path-encoded workflow name (as the server lists it) taken apart:
+/// (run id, base name, type), or `None` if it is not one.
+pub fn parse_workflow_name(name: &str) -> Option<(&str, &str, FileType)> {
+    let (run_id, base) = name.strip_prefix(WORKFLOW_NAME_PREFIX)?.split_once('/')?;
+    let file_type = workflow_file_type(base)?;
+    is_valid_run_id(run_id).then_some((run_id, base, file_type))
+}
+
 /// Where a session's files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionLayout {
@@ -78,6 +125,8 @@ pub struct SessionLayout {
     pub transcript_name: String,
     /// `<dir>/<uuid>/subagents` (current layout).
     pub subagents_dir: String,
+    /// `<subagents_dir>/workflows`: one folder per Workflow tool run.
+    pub workflows_dir: String,
 }
 
 impl SessionLayout {
@@ -87,6 +136,7 @@ impl SessionLayout {
         SessionLayout {
             dir: dir.to_string(),
             transcript_name: name.to_string(),
+            workflows_dir: join(&subagents_dir, WORKFLOWS_FOLDER),
             subagents_dir,
         }
     }
@@ -155,6 +205,47 @@ mod tests {
         assert!(!is_agent_file_name("agent-.jsonl"));
         assert!(!is_agent_file_name("s.jsonl"));
         assert!(!is_agent_file_name("agent-x.jsonl.bak"));
+    }
+
+    #[test]
+    fn workflow_files_and_their_names() {
+        let l = SessionLayout::of("/p/s.jsonl");
+        assert_eq!(l.workflows_dir, "/p/s/subagents/workflows");
+        assert_eq!(
+            workflow_file_type("agent-a1b2c3d.jsonl"),
+            Some(FileType::Agent)
+        );
+        assert_eq!(
+            workflow_file_type("journal.jsonl"),
+            Some(FileType::WorkflowJournal)
+        );
+        for skipped in [
+            "agent-a1b2c3d.meta.json",
+            "wf_state.json",
+            "notes.txt",
+            "journal.json",
+        ] {
+            assert_eq!(workflow_file_type(skipped), None, "{skipped}");
+        }
+        let name = workflow_upload_name("wf-42", "journal.jsonl");
+        assert_eq!(name, "subagents/workflows/wf-42/journal.jsonl");
+        assert_eq!(
+            parse_workflow_name(&name),
+            Some(("wf-42", "journal.jsonl", FileType::WorkflowJournal))
+        );
+        assert_eq!(
+            parse_workflow_name("subagents/workflows/../journal.jsonl"),
+            None
+        );
+        assert_eq!(
+            parse_workflow_name("subagents/workflows/r/x/journal.jsonl"),
+            None
+        );
+        assert_eq!(parse_workflow_name("agent-a1b2c3d.jsonl"), None);
+        assert!(is_valid_run_id("run_1.2-x"));
+        for bad in ["", ".", "..", "a/b", "a b", "é"] {
+            assert!(!is_valid_run_id(bad), "{bad}");
+        }
     }
 
     #[test]

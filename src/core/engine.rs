@@ -113,6 +113,12 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     /// failed chunk) sends it again, or the server would overwrite the
     /// session's cwd, git_info, hostname and username with empties.
     init_metadata: Option<InitMetadata>,
+    /// The backend's answer to the capabilities probe, kept for the session
+    /// once it said (200, or 404: an older server that supports nothing).
+    capabilities: Option<protocol::Capabilities>,
+    /// The probe failed transiently during this `sync_all`: not asked again
+    /// until the next one (so a sync's outcome does not hang on its rounds).
+    probe_failed_this_sync: bool,
 }
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
@@ -144,6 +150,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             progress: None,
             checkpoint: None,
             init_metadata: None,
+            capabilities: None,
+            probe_failed_this_sync: false,
         })
     }
 
@@ -301,8 +309,14 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     /// are still valid (at or behind the server's count).
     fn apply_server_state(&mut self, answer: &InitResponse) {
         for name in answer.files.keys() {
-            if !self.by_name.contains_key(name) && discovery::is_agent_file_name(name) {
+            if self.by_name.contains_key(name) {
+                continue;
+            }
+            if discovery::is_agent_file_name(name) {
                 self.track(TrackedFile::new(name.clone(), FileType::Agent, None));
+            } else if let Some((_, _, file_type)) = discovery::parse_workflow_name(name) {
+                // Found again in its run folder by the next discovery.
+                self.track(TrackedFile::new(name.clone(), file_type, None));
             }
         }
         for f in &mut self.files {
@@ -362,13 +376,6 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
         if !cwd.is_empty() {
             let git_dir = discovery::join(&cwd, ".git");
-            if let Some(text) = self
-                .fs
-                .read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES)
-            {
-                git.repo_url = metadata::git_origin_url(&String::from_utf8_lossy(&text))
-                    .map(|url| metadata::strip_url_credentials(&url));
-            }
             if git.branch.is_none() {
                 if let Some(head) = self
                     .fs
@@ -376,6 +383,19 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 {
                     git.branch = metadata::git_head_branch(&String::from_utf8_lossy(&head));
                 }
+            }
+            if let Some(text) = self
+                .fs
+                .read_small(&discovery::join(&git_dir, "config"), GIT_FILE_MAX_BYTES)
+            {
+                let config = String::from_utf8_lossy(&text);
+                git.repo_url = metadata::git_origin_url(&config)
+                    .map(|url| metadata::strip_url_credentials(&url));
+                git.remotes = metadata::git_remotes(&config);
+                git.tracking_remote = git
+                    .branch
+                    .as_deref()
+                    .and_then(|branch| metadata::git_tracking_remote(&config, branch));
             }
         }
         git
@@ -391,8 +411,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let read_before = self.fs.bytes_read();
         let mut report = SyncReport::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
+        self.probe_failed_this_sync = false;
         for _round in 0..MAX_DISCOVERY_ROUNDS {
             self.discover_agent_files();
+            self.discover_workflow_files(&mut report);
             let todo: Vec<usize> = (0..self.files.len())
                 .filter(|&i| !done.contains(&self.files[i].name))
                 .collect();
@@ -728,6 +750,81 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         }
     }
 
+    /// Track the agents and journals of every Workflow tool run
+    /// (`subagents/workflows/<runId>/`), found by listing the folders: no
+    /// line references them. They go up under path-encoded names, and only
+    /// to a backend that advertises them; a session without workflow files
+    /// never asks.
+    fn discover_workflow_files(&mut self, report: &mut SyncReport) {
+        let Some(runs) = self.fs.list_dir(&self.layout.workflows_dir).ok().flatten() else {
+            return;
+        };
+        let mut found: Vec<(String, FileType, String)> = Vec::new();
+        for run_id in runs.iter().filter(|r| discovery::is_valid_run_id(r)) {
+            let run_dir = discovery::join(&self.layout.workflows_dir, run_id);
+            let Some(entries) = self.fs.list_dir(&run_dir).ok().flatten() else {
+                continue;
+            };
+            for base in entries {
+                if let Some(file_type) = discovery::workflow_file_type(&base) {
+                    let name = discovery::workflow_upload_name(run_id, &base);
+                    found.push((name, file_type, discovery::join(&run_dir, &base)));
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        let Some(caps) = self.workflow_capabilities(report) else {
+            return;
+        };
+        for (name, file_type, path) in found {
+            let supported = caps.workflow_files
+                && (file_type != FileType::WorkflowJournal || caps.workflow_journal);
+            if !supported {
+                continue;
+            }
+            match self.by_name.get(&name).copied() {
+                Some(i) => {
+                    self.files[i].path.get_or_insert(path);
+                }
+                None => self.track(TrackedFile::new(name, file_type, Some(path))),
+            }
+        }
+    }
+
+    /// What the backend supports, asked once per session: a 200 or a 404
+    /// is kept; a transient failure is a warning, and the next sync asks
+    /// again (workflow files wait until then).
+    fn workflow_capabilities(&mut self, report: &mut SyncReport) -> Option<protocol::Capabilities> {
+        if let Some(caps) = self.capabilities {
+            return Some(caps);
+        }
+        if self.probe_failed_this_sync {
+            return None;
+        }
+        let caps = match self.client.call(
+            Method::Get,
+            protocol::PATH_CAPABILITIES,
+            None,
+            Repeat::Once,
+        ) {
+            // A 200 that is not the map supports nothing we know of.
+            Ok(body) => serde_json::from_slice(&body).unwrap_or_default(),
+            Err(e) if e.kind == ErrorKind::SessionNotFound => protocol::Capabilities::default(),
+            Err(e) => {
+                self.probe_failed_this_sync = true;
+                report.warnings.push(format!(
+                    "workflow files wait for the next sync: cannot ask the backend what it supports: {}",
+                    e.message
+                ));
+                return None;
+            }
+        };
+        self.capabilities = Some(caps);
+        Some(caps)
+    }
+
     /// Give each earlier session named by a summary's `leafUuid` that summary.
     /// Never fails the sync: problems become warnings.
     fn link_leaf_summaries(&mut self, report: &mut SyncReport) {
@@ -873,6 +970,10 @@ fn redacted_git_info(redactor: &Redactor, git: &GitInfo) -> Option<GitInfo> {
     (!git.is_empty()).then(|| {
         let mut git = git.clone();
         git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
+        for remote in &mut git.remotes {
+            remote.fetch_url = redact_text(redactor, &remote.fetch_url);
+            remote.push_url = redact_text(redactor, &remote.push_url);
+        }
         git
     })
 }

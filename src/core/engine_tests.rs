@@ -732,8 +732,12 @@ fn agent_ids_that_try_to_escape_never_become_paths() {
     for path in w.fs.opened() {
         assert!(path == transcript() || path == good, "opened {path}");
     }
+    let workflows = format!("{}/workflows", subagents_dir());
     for path in w.fs.listed() {
-        assert!(path == DIR || path == subagents_dir(), "listed {path}");
+        assert!(
+            path == DIR || path == subagents_dir() || path == workflows,
+            "listed {path}"
+        );
     }
 }
 
@@ -830,13 +834,19 @@ fn transcript_chunks_carry_session_metadata_and_agent_chunks_none() {
     );
     w.fs.write(
         "/home/u/repo/.git/config",
-        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n",
+        "[remote \"origin\"]\n\turl = https://u:tok3n@github.com/o/r.git\n[branch \"main\"]\n\tremote = origin\n",
     );
     let mut engine = w.started();
 
     sync(&mut engine);
 
     let init: serde_json::Value = serde_json::from_slice(&w.server.requests()[0].body).unwrap();
+    assert_eq!(
+        init["metadata"]["git_info"]["remotes"],
+        serde_json::json!([{"name": "origin", "fetch_url": "https://github.com/o/r.git",
+            "push_url": "https://github.com/o/r.git"}])
+    );
+    assert_eq!(init["metadata"]["git_info"]["tracking_remote"], "origin");
     assert_eq!(init["metadata"]["git_info"]["branch"], "main");
     assert_eq!(
         init["metadata"]["git_info"]["repo_url"],
@@ -1177,4 +1187,152 @@ fn a_file_rewritten_in_place_is_reported_and_not_uploaded() {
         lines,
         "nothing of the rewritten file went up"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Workflow tool runs
+
+/// Two workflow runs as Claude Code writes them: agents and a journal that
+/// go up, and `*.meta.json` / `wf_*.json` that do not. Returns the
+/// path-encoded names that must reach the server, with their lines.
+fn write_workflow_runs(w: &World) -> Vec<(String, Vec<String>)> {
+    let workflows = format!("{}/workflows", subagents_dir());
+    let mut expected = Vec::new();
+    for (run, agents) in [
+        ("wf-run-1", &["a1b2c3d", "b2c3d4e"][..]),
+        ("wf-run-2", &["c3d4e5f"][..]),
+    ] {
+        for (i, agent) in agents.iter().enumerate() {
+            let lines = msgs(1..=i + 2);
+            w.fs.write(
+                &format!("{workflows}/{run}/agent-{agent}.jsonl"),
+                text(&lines),
+            );
+            w.fs.write(&format!("{workflows}/{run}/agent-{agent}.meta.json"), "{}");
+            expected.push((
+                format!("subagents/workflows/{run}/agent-{agent}.jsonl"),
+                lines,
+            ));
+        }
+        let journal = vec![format!(r#"{{"run":"{run}","step":1}}"#)];
+        w.fs.write(&format!("{workflows}/{run}/journal.jsonl"), text(&journal));
+        w.fs.write(&format!("{workflows}/{run}/wf_{run}.json"), "{}");
+        expected.push((format!("subagents/workflows/{run}/journal.jsonl"), journal));
+    }
+    expected
+}
+
+fn capability_probes(w: &World) -> usize {
+    w.server
+        .requests()
+        .iter()
+        .filter(|r| r.path == protocol::PATH_CAPABILITIES)
+        .count()
+}
+
+#[test]
+fn workflow_runs_go_up_under_path_encoded_names_when_the_backend_advertises_them() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let expected = write_workflow_runs(&w);
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+
+    for (name, lines) in &expected {
+        assert_eq!(&w.held(name), lines, "{name}");
+    }
+    let mut names = w.server.file_names(SESSION);
+    names.sort();
+    let mut want: Vec<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+    want.push(transcript_name());
+    want.sort();
+    assert_eq!(names, want, "no meta.json or wf_*.json");
+    let journal = report
+        .files
+        .iter()
+        .find(|f| f.name == "subagents/workflows/wf-run-1/journal.jsonl")
+        .unwrap();
+    assert_eq!(journal.file_type, FileType::WorkflowJournal);
+    let chunk_types: Vec<_> = w
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.file_name.as_deref() == Some("subagents/workflows/wf-run-1/journal.jsonl"))
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["file_type"].clone())
+        .collect();
+    assert_eq!(chunk_types, [serde_json::json!("workflow_journal")]);
+
+    // Asked once for the session; a restart resumes from the server's counts.
+    sync(&mut engine);
+    assert_eq!(capability_probes(&w), 1);
+    let agent = format!("{}/workflows/wf-run-1/agent-a1b2c3d.jsonl", subagents_dir());
+    w.fs.append(&agent, text(&[msg(9)]));
+    w.server.clear_requests();
+    let mut restarted = w.started();
+    sync(&mut restarted);
+    let chunks = w.server.chunks();
+    assert_eq!(spans(&chunks), [(3, 1)], "only the new line");
+    assert_eq!(
+        chunks[0].file_name.as_deref(),
+        Some("subagents/workflows/wf-run-1/agent-a1b2c3d.jsonl")
+    );
+}
+
+#[test]
+fn an_older_backend_without_capabilities_gets_no_workflow_files_and_is_asked_once() {
+    let w = World::new();
+    w.server.without_capabilities();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    write_workflow_runs(&w);
+    let mut engine = w.started();
+
+    let report = sync(&mut engine);
+    sync(&mut engine);
+
+    assert_eq!(w.server.file_names(SESSION), [transcript_name()]);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(capability_probes(&w), 1, "a 404 is kept for the session");
+}
+
+#[test]
+fn a_transient_probe_failure_defers_workflow_files_to_the_next_sync() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    let expected = write_workflow_runs(&w);
+    let mut engine = w.started();
+    w.server
+        .fail_next(protocol::PATH_CAPABILITIES, Fault::status(503));
+
+    let first = sync(&mut engine);
+    assert_eq!(w.server.file_names(SESSION), [transcript_name()]);
+    assert_eq!(capability_probes(&w), 1, "not retried within the sync");
+    assert!(
+        first.warnings.iter().any(|m| m.contains("next sync")),
+        "{:?}",
+        first.warnings
+    );
+
+    sync(&mut engine);
+    assert_eq!(capability_probes(&w), 2);
+    for (name, lines) in &expected {
+        assert_eq!(&w.held(name), lines, "{name}");
+    }
+}
+
+#[test]
+fn a_session_without_workflow_files_never_asks_for_capabilities() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&msgs(1..=2)));
+    w.fs.write(
+        &format!("{}/agent-a1b2c3d.jsonl", subagents_dir()),
+        text(&[msg(1)]),
+    );
+    w.fs.write(
+        &format!("{}/workflows/wf-1/wf_state.json", subagents_dir()),
+        "{}",
+    );
+    let mut engine = w.started();
+    sync(&mut engine);
+    assert_eq!(capability_probes(&w), 0);
 }

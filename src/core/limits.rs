@@ -48,6 +48,9 @@ pub const LEAF_SEARCH_TAIL_LINES: usize = 10;
 /// A failed chunk: re-read the server's state and go on, at most this many times per file and call.
 pub const MAX_CHUNK_RECOVERIES: u32 = 5;
 
+/// Server rule: `git_info.remotes` holds at most this many.
+pub const MAX_GIT_REMOTES: usize = 50;
+
 /// `.git/config` and `.git/HEAD` are read only up to this size.
 pub const GIT_FILE_MAX_BYTES: usize = 256 << 10;
 

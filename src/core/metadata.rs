@@ -27,7 +27,10 @@ use crate::core::byte_frequency::TranscriptRank;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::limits::{FIRST_USER_MESSAGE_MAX_BYTES, SUMMARY_MAX_BYTES, SUMMARY_SANITIZE_MAX_BYTES};
+use super::limits::{
+    FIRST_USER_MESSAGE_MAX_BYTES, MAX_GIT_REMOTES, SUMMARY_MAX_BYTES, SUMMARY_SANITIZE_MAX_BYTES,
+};
+use super::protocol::GitRemote;
 
 /// What the caller still needs, so the scanner can skip work (e.g. once the first user message is known).
 #[derive(Debug, Clone, Copy, Default)]
@@ -305,27 +308,112 @@ pub fn strip_url_credentials(url: &str) -> String {
 
 /// `url` of `[remote "origin"]` in a .git/config text.
 ///
-/// Follows git's syntax: section names and keys are case-insensitive, the
-/// subsection is case-sensitive (the legacy `[remote.origin]` form is not),
-/// values may be quoted, hold `\` escapes and continue on the next line after
-/// a trailing `\`, and `#`/`;` start a comment outside quotes. When several
-/// `url`s are given, the first one (git's fetch URL) wins. `include`d files
-/// and `insteadOf` rewrites are not followed.
+/// Follows git's syntax (see [`git_config_entries`]). When several `url`s
+/// are given, the first one (git's fetch URL) wins. `include`d files and
+/// `insteadOf` rewrites are not followed.
 pub fn git_origin_url(git_config: &str) -> Option<String> {
+    git_config_entries(git_config)
+        .into_iter()
+        .find(|e| e.is("remote", Some("origin"), "url") && !e.value.is_empty())
+        .map(|e| e.value)
+}
+
+/// The remotes of a .git/config, in the order git lists them (`git remote
+/// -v`): the fetch URL is a remote's first `url`, the push URL its first
+/// `pushurl`, else the fetch URL. Credentials are stripped from both, a
+/// remote without a `url` is left out, and at most [`MAX_GIT_REMOTES`] are
+/// kept (the server's limit).
+pub fn git_remotes(git_config: &str) -> Vec<GitRemote> {
+    let mut remotes: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    for entry in git_config_entries(git_config) {
+        let (Some(name), true) = (&entry.subsection, entry.section == "remote") else {
+            continue;
+        };
+        let field = match entry.key.as_str() {
+            "url" => 1,
+            "pushurl" => 2,
+            _ => continue,
+        };
+        if entry.value.is_empty() {
+            continue;
+        }
+        let index = match remotes.iter().position(|r| &r.0 == name) {
+            Some(i) => i,
+            None => {
+                remotes.push((name.clone(), None, None));
+                remotes.len() - 1
+            }
+        };
+        let slot = if field == 1 {
+            &mut remotes[index].1
+        } else {
+            &mut remotes[index].2
+        };
+        slot.get_or_insert(entry.value);
+    }
+    remotes
+        .into_iter()
+        .filter_map(|(name, fetch, push)| {
+            let fetch_url = strip_url_credentials(&fetch?);
+            let push_url = push.map_or_else(|| fetch_url.clone(), |p| strip_url_credentials(&p));
+            Some(GitRemote {
+                name,
+                fetch_url,
+                push_url,
+            })
+        })
+        .take(MAX_GIT_REMOTES)
+        .collect()
+}
+
+/// `branch.<branch>.remote`: the remote the branch tracks, if set.
+pub fn git_tracking_remote(git_config: &str, branch: &str) -> Option<String> {
+    git_config_entries(git_config)
+        .into_iter()
+        .find(|e| e.is("branch", Some(branch), "remote") && !e.value.is_empty())
+        .map(|e| e.value)
+}
+
+/// One `key = value` of a .git/config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GitConfigEntry {
+    /// Lower-cased: section names are case-insensitive.
+    section: String,
+    /// Case-sensitive in `[remote "name"]`; lower-cased in the legacy
+    /// `[remote.name]` form, as git does.
+    subsection: Option<String>,
+    /// Lower-cased: keys are case-insensitive.
+    key: String,
+    value: String,
+}
+
+impl GitConfigEntry {
+    fn is(&self, section: &str, subsection: Option<&str>, key: &str) -> bool {
+        self.section == section && self.subsection.as_deref() == subsection && self.key == key
+    }
+}
+
+/// Every `key = value` of a .git/config text, in order, in git's syntax:
+/// section names and keys are case-insensitive, values may be quoted, hold
+/// `\` escapes and continue on the next line after a trailing `\`, and
+/// `#`/`;` start a comment outside quotes. A key alone (git's `true`) is
+/// left out: none of the values read here can be one.
+fn git_config_entries(git_config: &str) -> Vec<GitConfigEntry> {
+    let mut entries = Vec::new();
     let mut rest = git_config;
-    let mut in_origin = false;
+    let mut section: Option<(String, Option<String>)> = None;
     while !rest.is_empty() {
         let (line, tail) = split_line(rest);
         rest = tail;
         let mut s = line.trim_start();
         if let Some(header) = s.strip_prefix('[') {
             match parse_section_header(header) {
-                Some((is_origin, after)) => {
-                    in_origin = is_origin;
+                Some((name, subsection, after)) => {
+                    section = Some((name, subsection));
                     s = after.trim_start();
                 }
                 None => {
-                    in_origin = false;
+                    section = None;
                     continue;
                 }
             }
@@ -338,16 +426,21 @@ pub fn git_origin_url(git_config: &str) -> Option<String> {
             .unwrap_or(s.len());
         let key = &s[..key_end];
         let Some(value) = s[key_end..].trim_start().strip_prefix('=') else {
-            continue; // `key` alone means true; not a url
+            continue;
         };
         // Parse every value, so continuation lines are never read as keys.
         let (value, tail) = parse_config_value(value, rest);
         rest = tail;
-        if in_origin && key.eq_ignore_ascii_case("url") && !value.is_empty() {
-            return Some(value);
+        if let Some((name, subsection)) = &section {
+            entries.push(GitConfigEntry {
+                section: name.clone(),
+                subsection: subsection.clone(),
+                key: key.to_ascii_lowercase(),
+                value,
+            });
         }
     }
-    None
+    entries
 }
 
 /// Branch name from a .git/HEAD text (`ref: refs/heads/<branch>`); None when detached.
@@ -796,21 +889,19 @@ fn split_line(s: &str) -> (&str, &str) {
     }
 }
 
-/// `header` follows a `[`: is it `remote "origin"` (or the legacy
-/// `remote.origin`), and what follows the `]` on that line.
-fn parse_section_header(header: &str) -> Option<(bool, &str)> {
+/// `header` follows a `[`: the section's name (lower-cased), its
+/// subsection if any, and what follows the `]` on that line.
+fn parse_section_header(header: &str) -> Option<(String, Option<String>, &str)> {
     let header = header.trim_start();
     let name_end = header.find(|c: char| c == ']' || c == '"' || c.is_whitespace())?;
     let name = &header[..name_end];
     let rest = header[name_end..].trim_start();
     if let Some(after) = rest.strip_prefix(']') {
-        let is_origin = match name.split_once('.') {
-            Some((section, sub)) => {
-                section.eq_ignore_ascii_case("remote") && sub.eq_ignore_ascii_case("origin")
-            }
-            None => false,
+        let (section, sub) = match name.split_once('.') {
+            Some((section, sub)) => (section, Some(sub.to_ascii_lowercase())),
+            None => (name, None),
         };
-        return Some((is_origin, after));
+        return Some((section.to_ascii_lowercase(), sub, after));
     }
     let quoted = rest.strip_prefix('"')?;
     let mut sub = String::new();
@@ -831,10 +922,7 @@ fn parse_section_header(header: &str) -> Option<(bool, &str)> {
         }
     }
     let after = quoted[close?..].trim_start().strip_prefix(']')?;
-    Some((
-        name.eq_ignore_ascii_case("remote") && sub == "origin",
-        after,
-    ))
+    Some((name.to_ascii_lowercase(), Some(sub), after))
 }
 
 /// A config value in git's syntax, starting after the `=` on `line`; `rest`
@@ -1212,6 +1300,53 @@ mod tests {
             strip_url_credentials("git@github.com:o/r.git"),
             "git@github.com:o/r.git"
         );
+    }
+
+    #[test]
+    fn remotes_in_git_order_with_push_urls_and_credentials_stripped() {
+        let config = "[core]\n\tbare = false\n\
+            [remote \"origin\"]\n\turl = https://u:ghp_tok@github.com/o/r.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n\
+            [remote \"Fork\"]\n\tURL = git@github.com:me/r.git\n\tpushurl = https://me:pw@gitlab.com/me/r.git\n\
+            [remote \"nourl\"]\n\tfetch = x\n\
+            [branch \"main\"]\n\tremote = origin\n\tmerge = refs/heads/main\n\
+            [branch \"dev\"]\n\tremote = Fork\n";
+        let remotes = git_remotes(config);
+        assert_eq!(
+            remotes,
+            [
+                GitRemote {
+                    name: "origin".into(),
+                    fetch_url: "https://github.com/o/r.git".into(),
+                    push_url: "https://github.com/o/r.git".into(),
+                },
+                GitRemote {
+                    name: "Fork".into(),
+                    fetch_url: "git@github.com:me/r.git".into(),
+                    push_url: "https://gitlab.com/me/r.git".into(),
+                },
+            ]
+        );
+        assert_eq!(
+            git_tracking_remote(config, "main").as_deref(),
+            Some("origin")
+        );
+        assert_eq!(git_tracking_remote(config, "dev").as_deref(), Some("Fork"));
+        assert_eq!(
+            git_tracking_remote(config, "Main"),
+            None,
+            "subsections are case-sensitive"
+        );
+        assert_eq!(git_tracking_remote(config, "other"), None);
+    }
+
+    #[test]
+    fn at_most_fifty_remotes() {
+        let config: String = (0..60)
+            .map(|i| format!("[remote \"r{i}\"]\n\turl = https://h/{i}.git\n"))
+            .collect();
+        let remotes = git_remotes(&config);
+        assert_eq!(remotes.len(), MAX_GIT_REMOTES);
+        assert_eq!(remotes[49].name, "r49");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub const PATH_INIT: &str = "/api/v1/sync/init";
 pub const PATH_CHUNK: &str = "/api/v1/sync/chunk";
 pub const PATH_EVENT: &str = "/api/v1/sync/event";
 pub const PATH_VALIDATE: &str = "/api/v1/auth/validate";
+/// Public: which optional features the backend supports.
+pub const PATH_CAPABILITIES: &str = "/api/v1/capabilities";
 
 /// `PATCH /api/v1/sessions/{external_id}/summary`
 pub fn path_summary(external_id: &str) -> String {
@@ -44,12 +46,31 @@ pub struct GitInfo {
     pub branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit_sha: Option<String>,
+    /// Every configured remote (at most 50), credentials stripped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<GitRemote>,
+    /// The remote the current branch tracks (`branch.<name>.remote`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_remote: Option<String>,
 }
 
 impl GitInfo {
     pub fn is_empty(&self) -> bool {
-        self.repo_url.is_none() && self.branch.is_none() && self.commit_sha.is_none()
+        self.repo_url.is_none()
+            && self.branch.is_none()
+            && self.commit_sha.is_none()
+            && self.remotes.is_empty()
+            && self.tracking_remote.is_none()
     }
+}
+
+/// One entry of `git_info.remotes`, as `git remote -v` shows it: both URLs
+/// always present (the push URL is the fetch URL unless one is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitRemote {
+    pub name: String,
+    pub fetch_url: String,
+    pub push_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -131,6 +152,18 @@ pub struct GithubLinkResponse {
     pub id: u64,
     pub link_type: String,
     pub url: String,
+}
+
+/// `GET /api/v1/capabilities`: a flat map of optional features; a missing
+/// one (and an older server's 404) means unsupported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Capabilities {
+    /// Path-encoded workflow agent files (`subagents/workflows/<runId>/agent-<id>.jsonl`).
+    #[serde(default)]
+    pub workflow_files: bool,
+    /// File type `workflow_journal` (`subagents/workflows/<runId>/journal.jsonl`).
+    #[serde(default)]
+    pub workflow_journal: bool,
 }
 
 /// A server error body: `{"error": "..."}` (other shapes are shown raw).

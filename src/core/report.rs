@@ -7,6 +7,8 @@ use super::redact::RedactionCounts;
 pub enum FileType {
     Transcript,
     Agent,
+    /// A Workflow tool run's `journal.jsonl`.
+    WorkflowJournal,
 }
 
 impl FileType {
@@ -15,6 +17,7 @@ impl FileType {
         match self {
             FileType::Transcript => "transcript",
             FileType::Agent => "agent",
+            FileType::WorkflowJournal => "workflow_journal",
         }
     }
 }

@@ -9,8 +9,13 @@ pub const MAX_RATE_LIMIT_RETRIES: u32 = 5;
 pub const MAX_TRANSIENT_RETRIES: u32 = 4;
 /// Backoff starts here and doubles...
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
-/// ...up to this cap (also the cap on a server's Retry-After).
+/// ...up to this cap.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// A `Retry-After` is honoured from 1 s up to this (as confab does); outside
+/// that range it is ignored for the backoff schedule, so neither a zero that
+/// would hammer the server nor an absurd wait is taken on a proxy's word.
+/// A wait longer than the client's wait budget gives up instead.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 
 /// Whether repeating a request can store something twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +25,9 @@ pub enum Repeat {
     /// A chunk: after an answer that may have been lost, the engine must
     /// re-read the server's state instead of resending blindly.
     ReadStateFirst,
+    /// A question whose answer can wait for the next sync (the capabilities
+    /// probe): one attempt, never a wait.
+    Once,
 }
 
 /// What happened to one attempt.
@@ -44,6 +52,9 @@ pub enum Decision {
 /// Decide after attempt number `retries_so_far + 1` failed.
 /// `jitter` in 0..1000 spreads clients that failed together.
 pub fn decide(outcome: Outcome, repeat: Repeat, retries_so_far: u32, jitter: u64) -> Decision {
+    if repeat == Repeat::Once {
+        return Decision::GiveUp;
+    }
     match outcome {
         Outcome::Status {
             status: 429,
@@ -52,8 +63,8 @@ pub fn decide(outcome: Outcome, repeat: Repeat, retries_so_far: u32, jitter: u64
             if retries_so_far >= MAX_RATE_LIMIT_RETRIES {
                 return Decision::GiveUp;
             }
-            let wait = retry_after.unwrap_or_else(|| backoff(retries_so_far));
-            Decision::RetryAfter(wait.min(BACKOFF_CAP))
+            let honoured = retry_after.filter(|w| (BACKOFF_START..=RETRY_AFTER_MAX).contains(w));
+            Decision::RetryAfter(honoured.unwrap_or_else(|| backoff(retries_so_far)))
         }
         Outcome::Status { status, .. } if status >= 500 && repeat == Repeat::Safe => {
             transient(retries_so_far, jitter)
@@ -122,14 +133,29 @@ mod tests {
             .collect();
         assert_eq!(waits, [1, 2, 4, 8, 16]);
         assert_eq!(backoff(10), BACKOFF_CAP);
-        let huge = Outcome::Status {
-            status: 429,
-            retry_after: Some(Duration::from_secs(3600)),
+    }
+
+    #[test]
+    fn retry_after_is_honoured_from_1_to_3600_seconds_only() {
+        let wait = |secs: u64, retries_so_far: u32| {
+            let o = Outcome::Status {
+                status: 429,
+                retry_after: Some(Duration::from_secs(secs)),
+            };
+            match decide(o, Repeat::Safe, retries_so_far, 0) {
+                Decision::RetryAfter(d) => d.as_secs(),
+                Decision::GiveUp => u64::MAX,
+            }
         };
-        assert_eq!(
-            decide(huge, Repeat::Safe, 0, 0),
-            Decision::RetryAfter(BACKOFF_CAP)
-        );
+        assert_eq!(wait(1, 0), 1);
+        assert_eq!(wait(120, 0), 120, "not cut to the backoff cap");
+        assert_eq!(wait(3600, 0), 3600);
+        // Outside: the backoff schedule, as if there were none.
+        assert_eq!(wait(0, 0), 1);
+        assert_eq!(wait(0, 3), 8);
+        assert_eq!(wait(3601, 2), 4);
+        assert_eq!(wait(u64::MAX / 2, 4), 16);
+        assert_eq!(wait(120, MAX_RATE_LIMIT_RETRIES), u64::MAX, "gives up");
     }
 
     #[test]
@@ -161,6 +187,24 @@ mod tests {
             decide(Outcome::NotConnected, Repeat::ReadStateFirst, 0, 0),
             Decision::RetryAfter(_)
         ));
+    }
+
+    #[test]
+    fn a_once_request_is_never_retried() {
+        for o in [
+            Outcome::NotConnected,
+            Outcome::AnswerLost,
+            Outcome::Status {
+                status: 429,
+                retry_after: Some(Duration::from_secs(1)),
+            },
+            Outcome::Status {
+                status: 503,
+                retry_after: None,
+            },
+        ] {
+            assert_eq!(decide(o, Repeat::Once, 0, 0), Decision::GiveUp, "{o:?}");
+        }
     }
 
     #[test]

@@ -324,6 +324,8 @@ struct ServerState {
     deferred: bool,
     /// The key this server accepts (`None`: [`TEST_KEY`]).
     key: Option<String>,
+    /// An older server without `GET /api/v1/capabilities` (it answers 404).
+    no_capabilities: bool,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -399,6 +401,11 @@ impl FakeServer {
     /// Accept `key` instead of [`TEST_KEY`].
     pub(crate) fn accept_key(&self, key: &str) {
         self.state.borrow_mut().key = Some(key.to_string());
+    }
+
+    /// Answer the capabilities probe 404, as a server older than it does.
+    pub(crate) fn without_capabilities(&self) {
+        self.state.borrow_mut().no_capabilities = true;
     }
 
     pub(crate) fn fail_next(&self, path: &str, fault: Fault) {
@@ -657,6 +664,16 @@ fn handle(
     path: &str,
     record: &mut Recorded,
 ) -> Result<Value, Refusal> {
+    if (request.method, path) == (Method::Get, protocol::PATH_CAPABILITIES) {
+        // Public: no key needed.
+        return if state.no_capabilities {
+            Err((404, format!("no endpoint at {path}")))
+        } else {
+            Ok(
+                json!({"workflow_files": true, "workflow_journal": true, "opencode_subagents": true}),
+            )
+        };
+    }
     let key = state.key.as_deref().unwrap_or(TEST_KEY);
     if header(request, "authorization") != Some(format!("Bearer {key}").as_str()) {
         return Err((401, "invalid or revoked API key".into()));
@@ -799,8 +816,10 @@ fn init(state: &mut ServerState, body: &[u8]) -> Result<Value, Refusal> {
 fn chunk(state: &mut ServerState, body: &[u8], record: &mut Recorded) -> Result<Value, Refusal> {
     let chunk: ChunkBody = parse(body)?;
     note_chunk(record, &chunk);
-    if chunk.file_type != "transcript" && chunk.file_type != "agent" {
-        return Err(bad("file_type must be transcript or agent"));
+    if !["transcript", "agent", "workflow_journal"].contains(&chunk.file_type.as_str()) {
+        return Err(bad(
+            "file_type must be transcript, agent or workflow_journal",
+        ));
     }
     if chunk.lines.is_empty() {
         return Err(bad("lines must not be empty"));

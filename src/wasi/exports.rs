@@ -165,6 +165,7 @@ fn wit_file_type(t: CoreFileType) -> FileType {
     match t {
         CoreFileType::Transcript => FileType::Transcript,
         CoreFileType::Agent => FileType::Agent,
+        CoreFileType::WorkflowJournal => FileType::WorkflowJournal,
     }
 }
 

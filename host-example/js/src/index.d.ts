@@ -54,7 +54,9 @@ export interface SyncSessionOptions {
   externalId?: string;
   /** The project folder the agent ran in (metadata; not granted to the component). Default: process.cwd(). */
   cwd?: string;
+  /** Sent with the session. Default: this machine's name (`os.hostname()`). */
   hostname?: string;
+  /** Sent with the session. Default: the OS user (`os.userInfo().username`). */
   username?: string;
   redaction?: RedactionOptions;
   /**

@@ -19,9 +19,28 @@
 // the component onto a worker without changing the API.
 
 import { mkdirSync, realpathSync } from "node:fs";
+import { hostname as osHostname, userInfo } from "node:os";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
 import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
+
+// This machine's name and the user's, sent with the session as confab
+// does; `undefined` when the OS cannot say (the session then has none).
+function machineHostname() {
+  try {
+    return osHostname() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function machineUsername() {
+  try {
+    return userInfo().username || undefined;
+  } catch {
+    return process.env.USER || undefined;
+  }
+}
 
 const generatedUrl = new URL("../generated/", import.meta.url);
 const symbolDispose = Symbol.dispose || Symbol.for("dispose");
@@ -319,8 +338,8 @@ export class SyncSession {
       externalId: options.externalId ?? basename(transcriptPath).replace(/\.jsonl$/, ""),
       transcriptPath,
       cwd: options.cwd ?? process.cwd(),
-      hostname: options.hostname ?? undefined,
-      username: options.username ?? undefined,
+      hostname: options.hostname ?? machineHostname(),
+      username: options.username ?? machineUsername(),
       redaction: redactionSettings(options.redaction),
       stateDir: undefined, // set once the folder exists (#session)
     };

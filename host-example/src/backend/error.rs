@@ -30,9 +30,6 @@ impl ApiError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(409, message)
     }
-    pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(413, message)
-    }
     pub fn unsupported_media(message: impl Into<String>) -> Self {
         Self::new(415, message)
     }

@@ -3,7 +3,8 @@
 //! reads its answer instead of a reset), runs the transport rules in the
 //! order of the real server's middleware (route 404/405, Content-Type 415,
 //! auth 401, then User-Agent 400, rate limit 429, Content-Encoding 415,
-//! size 413 and the 1 KiB compression duty 400), hands the decoded body to
+//! size 400 and the 1 KiB compression duty 400; the public capabilities
+//! route answers before auth), hands the decoded body to
 //! the route handler, and logs every request.
 
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ use super::error::ApiError;
 use super::faults::{Action, FaultQueue};
 use super::limits::{max_wire_bytes, MAX_CHUNK_BODY_BYTES};
 use super::ratelimit::RateLimiter;
-use super::routes::{self, Endpoint};
+use super::routes::{self, Endpoint, Reply};
 use super::rules::{self, Encoding};
 use super::store::Store;
 use super::{lock, RequestRecord};
@@ -37,6 +38,8 @@ pub struct Shared {
     pub requests: Mutex<Vec<RequestRecord>>,
     pub faults: Mutex<FaultQueue>,
     pub limiter: Option<Mutex<RateLimiter>>,
+    /// The body of `GET /api/v1/capabilities`; `None`: an older server, 404.
+    pub capabilities: Option<Value>,
 }
 
 /// The service's error for a [`Fault::LoseAnswer`](super::Fault): hyper
@@ -53,10 +56,10 @@ impl std::fmt::Display for LostAnswer {
 
 impl std::error::Error for LostAnswer {}
 
-/// A status, its JSON body, and a `Retry-After` if any.
+/// A status, its body, and a `Retry-After` if any.
 struct Answer {
     status: u16,
-    body: Value,
+    body: Reply,
     retry_after: Option<u64>,
 }
 
@@ -64,7 +67,7 @@ impl From<ApiError> for Answer {
     fn from(e: ApiError) -> Self {
         Answer {
             status: e.status,
-            body: e.body(),
+            body: Reply::Json(e.body()),
             retry_after: None,
         }
     }
@@ -140,7 +143,7 @@ async fn handle(
             }
             Answer {
                 status,
-                body: json!({ "error": format!("injected fault: status {status}") }),
+                body: Reply::Json(json!({ "error": format!("injected fault: status {status}") })),
                 retry_after: retry_after_secs,
             }
         }
@@ -176,7 +179,7 @@ fn wire_cap(endpoint: Option<&Endpoint>) -> usize {
     max_wire_bytes(limit, true)
 }
 
-/// Reads the whole body, refusing (413) past `cap` bytes.
+/// Reads the whole body, refusing (400, as the server) past `cap` bytes.
 async fn read_body(req: Request<Incoming>, cap: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
@@ -208,6 +211,7 @@ async fn process(
     };
     let content_type = header("content-type");
     let authorization = header("authorization");
+    let query = req.uri().query().map(str::to_string);
     let endpoint = routes::route(&record.method, &record.path);
     // The body is read before any refusal, so that a refused client still
     // gets its answer instead of a connection reset mid-upload.
@@ -216,6 +220,18 @@ async fn process(
 
     let endpoint = endpoint?;
     let spec = endpoint.spec();
+    if spec.public {
+        // Only the capabilities are public: static, as on the real server,
+        // no key and no body looked at.
+        return match &shared.capabilities {
+            Some(map) => Ok(Answer {
+                status: 200,
+                body: Reply::Json(map.clone()),
+                retry_after: None,
+            }),
+            None => Err(ApiError::not_found("no endpoint at /api/v1/capabilities").into()),
+        };
+    }
     if spec.json_body {
         rules::check_content_type(content_type.as_deref())?;
     }
@@ -226,9 +242,9 @@ async fn process(
             if let Err(secs) = lock(limiter).take(user, Instant::now()) {
                 return Err(Answer {
                     status: 429,
-                    body: json!({
+                    body: Reply::Json(json!({
                         "error": format!("rate limited: upload token bucket is empty, retry after {secs} s")
-                    }),
+                    })),
                     retry_after: Some(secs),
                 });
             }
@@ -252,23 +268,35 @@ async fn process(
     if shared.record_bodies {
         record.body.clone_from(&body);
     }
-    let (status, value) =
-        routes::dispatch(&endpoint, user, &body, &shared.store, &mut record.chunk)?;
+    let (status, body) = routes::dispatch(
+        &endpoint,
+        user,
+        &body,
+        query.as_deref(),
+        &shared.store,
+        &mut record.chunk,
+    )?;
     Ok(Answer {
         status,
-        body: value,
+        body,
         retry_after: None,
     })
 }
 
 fn response(answer: Answer) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(&answer.body).unwrap_or_else(|_| b"{}".to_vec());
+    let (body, content_type) = match answer.body {
+        Reply::Json(value) => (
+            serde_json::to_vec(&value).unwrap_or_else(|_| b"{}".to_vec()),
+            "application/json",
+        ),
+        Reply::Text(bytes) => (bytes, "text/plain; charset=utf-8"),
+    };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(secs) = answer.retry_after {
         response
             .headers_mut()

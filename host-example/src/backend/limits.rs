@@ -61,8 +61,9 @@ pub const DEFAULT_PROVIDER: &str = "claude-code";
 
 /// backend-api.md, chunk: "`file_name` at most 512 bytes".
 pub const MAX_FILE_NAME_BYTES: usize = 512;
-/// backend-api.md, chunk: "`file_type` is `transcript` or `agent`".
-pub const FILE_TYPES: [&str; 2] = ["transcript", "agent"];
+/// backend-api.md, chunk: "`file_type` is `transcript`, `agent` or
+/// `workflow_journal`".
+pub const FILE_TYPES: [&str; 3] = ["transcript", "agent", "workflow_journal"];
 /// backend-api.md, chunk metadata: "`summary` at most 2048 bytes"; the same
 /// limit holds for `PATCH .../summary` (real server: `ValidateSummary`).
 pub const MAX_SUMMARY_BYTES: usize = 2048;

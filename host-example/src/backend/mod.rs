@@ -56,6 +56,15 @@ pub struct BackendConfig {
     /// can search all that was sent (chunk lines, metadata, PATCH and event
     /// bodies), not only what was stored. Off by default: bodies are big.
     pub record_bodies: bool,
+    /// The body of the public `GET /api/v1/capabilities` (a flat map of
+    /// optional features). `None` answers 404, as a server older than the
+    /// endpoint does; a transient failure is a [`Fault`] on its path.
+    pub capabilities: Option<serde_json::Value>,
+}
+
+/// What the real server advertises today (`capabilities.go`).
+pub fn current_capabilities() -> serde_json::Value {
+    serde_json::json!({"workflow_files": true, "workflow_journal": true, "opencode_subagents": true})
 }
 
 // Hand-written so that a logged config never shows a key.
@@ -69,6 +78,7 @@ impl std::fmt::Debug for BackendConfig {
             .field("mirror_dir", &self.mirror_dir)
             .field("rate_limit", &self.rate_limit)
             .field("record_bodies", &self.record_bodies)
+            .field("capabilities", &self.capabilities)
             .finish()
     }
 }
@@ -80,6 +90,7 @@ impl Default for BackendConfig {
             mirror_dir: None,
             rate_limit: None,
             record_bodies: false,
+            capabilities: Some(current_capabilities()),
         }
     }
 }
@@ -122,7 +133,7 @@ pub struct SessionSnapshot {
     /// Each created link as answered (id, link_type, url, owner, repo, ref,
     /// title, source, session_id).
     pub github_links: Vec<serde_json::Value>,
-    /// file_name -> "transcript" / "agent".
+    /// file_name -> "transcript" / "agent" / "workflow_journal".
     pub file_types: BTreeMap<String, String>,
 }
 
@@ -238,6 +249,7 @@ impl Backend {
             limiter: config
                 .rate_limit
                 .map(|r| Mutex::new(ratelimit::RateLimiter::new(r))),
+            capabilities: config.capabilities,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();

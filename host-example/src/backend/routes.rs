@@ -22,6 +22,21 @@ pub enum Endpoint {
     Summary(String),
     GithubLinks(String),
     Validate,
+    /// `GET /api/v1/capabilities`: public; answered from the backend's
+    /// configuration (see [`BackendConfig::capabilities`](super::BackendConfig)).
+    Capabilities,
+    /// `GET /api/v1/sessions/by-external-id/{external_id}`.
+    LookupByExternalId(String),
+    /// `GET /api/v1/sessions/{id}/sync/file?file_name=`: a stored file's lines.
+    SyncFile(String),
+}
+
+/// A success answer: JSON, or (the file read-back) the stored bytes as
+/// `text/plain`, as the real server sends them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Json(Value),
+    Text(Vec<u8>),
 }
 
 /// How the real server wraps each endpoint (`server.go`): its body limit,
@@ -38,6 +53,8 @@ pub struct RouteSpec {
     pub rate_limited: bool,
     /// POST and PATCH carry a JSON body (and need its Content-Type).
     pub json_body: bool,
+    /// No API key needed (the real server's public routes).
+    pub public: bool,
 }
 
 impl Endpoint {
@@ -48,6 +65,7 @@ impl Endpoint {
             decompresses: true,
             rate_limited: true,
             json_body: true,
+            public: false,
         };
         let plain = |method| RouteSpec {
             method,
@@ -55,19 +73,26 @@ impl Endpoint {
             decompresses: false,
             rate_limited: false,
             json_body: true,
+            public: false,
+        };
+        // The real server wraps its GET routes in `withMaxBody(MaxBodyXS)`.
+        let get = |public| RouteSpec {
+            method: "GET",
+            max_body: MAX_VALIDATE_BODY_BYTES,
+            decompresses: false,
+            rate_limited: false,
+            json_body: false,
+            public,
         };
         match self {
             Endpoint::Init | Endpoint::Event => sync(MAX_SMALL_BODY_BYTES),
             Endpoint::Chunk => sync(MAX_CHUNK_BODY_BYTES),
             Endpoint::Summary(_) => plain("PATCH"),
             Endpoint::GithubLinks(_) => plain("POST"),
-            Endpoint::Validate => RouteSpec {
-                method: "GET",
-                max_body: MAX_VALIDATE_BODY_BYTES,
-                decompresses: false,
-                rate_limited: false,
-                json_body: false,
-            },
+            Endpoint::Validate | Endpoint::LookupByExternalId(_) | Endpoint::SyncFile(_) => {
+                get(false)
+            }
+            Endpoint::Capabilities => get(true),
         }
     }
 }
@@ -80,6 +105,7 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, ApiError> {
         "/api/v1/sync/chunk" => Endpoint::Chunk,
         "/api/v1/sync/event" => Endpoint::Event,
         "/api/v1/auth/validate" => Endpoint::Validate,
+        "/api/v1/capabilities" => Endpoint::Capabilities,
         _ => {
             let param = |suffix: &str| {
                 path.strip_prefix("/api/v1/sessions/")
@@ -87,7 +113,14 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, ApiError> {
                     .filter(|p| !p.is_empty() && !p.contains('/'))
                     .map(str::to_string)
             };
-            if let Some(external_id) = param("/summary") {
+            let by_external_id = path
+                .strip_prefix("/api/v1/sessions/by-external-id/")
+                .filter(|p| !p.is_empty() && !p.contains('/'));
+            if let Some(external_id) = by_external_id {
+                Endpoint::LookupByExternalId(external_id.to_string())
+            } else if let Some(session_id) = param("/sync/file") {
+                Endpoint::SyncFile(session_id)
+            } else if let Some(external_id) = param("/summary") {
                 Endpoint::Summary(external_id)
             } else if let Some(session_id) = param("/github-links") {
                 Endpoint::GithubLinks(session_id)
@@ -136,20 +169,38 @@ fn path_param(raw: &str, what: &str) -> Result<String, ApiError> {
     })
 }
 
+/// The value of `name` in a query string (`a=1&b=2`), percent-decoded
+/// (`+` is a space, as in a form).
+pub fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    let Some(query) = query else { return Ok(None) };
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == name {
+            return percent_decode(&value.replace('+', " "))
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{name} is not valid percent-encoded UTF-8"))
+                });
+        }
+    }
+    Ok(None)
+}
+
 /// Runs the endpoint on a decoded body for an authenticated `user`. Returns
-/// the success status and JSON answer. `chunk` receives what a chunk body
+/// the success status and answer. `chunk` receives what a chunk body
 /// claimed as soon as it parses, for the request log.
 pub fn dispatch(
     endpoint: &Endpoint,
     user: u64,
     body: &[u8],
+    query: Option<&str>,
     store: &Mutex<Store>,
     chunk: &mut Option<ChunkRecord>,
-) -> Result<(u16, Value), ApiError> {
-    match endpoint {
+) -> Result<(u16, Reply), ApiError> {
+    let (status, value) = match endpoint {
         Endpoint::Init => {
             let req = rules::parse_init(body)?;
-            Ok((200, lock(store).init(user, req)?))
+            (200, lock(store).init(user, req)?)
         }
         Endpoint::Chunk => {
             let parsed = rules::parse_chunk(body)?;
@@ -162,26 +213,26 @@ pub fn dispatch(
             });
             let req = parsed.validate()?;
             let last = lock(store).append_chunk(user, req)?;
-            Ok((200, json!({ "last_synced_line": last })))
+            (200, json!({ "last_synced_line": last }))
         }
         Endpoint::Event => {
             let req = rules::parse_event(body)?;
             lock(store).add_event(user, req)?;
-            Ok((200, json!({ "success": true })))
+            (200, json!({ "success": true }))
         }
         Endpoint::Summary(raw) => {
             let external_id = path_param(raw, "external_id")?;
             let summary = rules::parse_summary(body)?;
             lock(store).set_summary(user, &external_id, summary)?;
-            Ok((200, json!({ "status": "ok" })))
+            (200, json!({ "status": "ok" }))
         }
         Endpoint::GithubLinks(raw) => {
             let session_id = path_param(raw, "session_id")?;
             let req = rules::parse_github_link(body)?;
             // 201 Created, as the real server answers (`github_links.go`).
-            Ok((201, lock(store).add_github_link(user, &session_id, req)?))
+            (201, lock(store).add_github_link(user, &session_id, req)?)
         }
-        Endpoint::Validate => Ok((
+        Endpoint::Validate => (
             200,
             json!({
                 "valid": true,
@@ -189,8 +240,29 @@ pub fn dispatch(
                 "email": format!("user{user}@localhost"),
                 "name": format!("Local user {user}"),
             }),
-        )),
-    }
+        ),
+        Endpoint::LookupByExternalId(raw) => {
+            let external_id = path_param(raw, "external_id")?;
+            let session_id = lock(store).lookup(user, &external_id)?;
+            (200, json!({ "session_id": session_id }))
+        }
+        Endpoint::SyncFile(raw) => {
+            let session_id = path_param(raw, "session id")?;
+            let file_name = query_param(query, "file_name")?
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ApiError::bad_request("file_name is required"))?;
+            let bytes = lock(store).read_file(user, &session_id, &file_name)?;
+            return Ok((200, Reply::Text(bytes)));
+        }
+        // Public, and answered from the configuration before authentication
+        // (see `http`): it never gets here.
+        Endpoint::Capabilities => {
+            return Err(ApiError::internal(
+                "capabilities are answered before dispatch",
+            ))
+        }
+    };
+    Ok((status, Reply::Json(value)))
 }
 
 #[cfg(test)]
@@ -229,6 +301,29 @@ mod tests {
             404
         );
         assert_eq!(route("GET", "/").unwrap_err().status, 404);
+        assert_eq!(
+            route("GET", "/api/v1/capabilities").unwrap(),
+            Endpoint::Capabilities
+        );
+        assert!(route("GET", "/api/v1/capabilities").unwrap().spec().public);
+        assert_eq!(
+            route("GET", "/api/v1/sessions/by-external-id/e-1").unwrap(),
+            Endpoint::LookupByExternalId("e-1".into())
+        );
+        assert_eq!(
+            route("GET", "/api/v1/sessions/s-1/sync/file").unwrap(),
+            Endpoint::SyncFile("s-1".into())
+        );
+        assert!(
+            !route("GET", "/api/v1/sessions/s-1/sync/file")
+                .unwrap()
+                .spec()
+                .public
+        );
+        assert_eq!(
+            route("POST", "/api/v1/capabilities").unwrap_err().status,
+            405
+        );
     }
 
     #[test]

@@ -150,10 +150,11 @@ pub fn decode_body(
     }
 }
 
-/// The 413 for a body over `limit` bytes.
+/// A body over `limit` bytes: the real server's 400 `Invalid request
+/// body` (its size limit fails the JSON decoding), not a 413.
 pub fn too_large(limit: usize) -> ApiError {
-    ApiError::too_large(format!(
-        "body exceeds {} bytes after decompression ({})",
+    ApiError::bad_request(format!(
+        "Invalid request body: it exceeds {} bytes after decompression ({})",
         limit,
         human_bytes(limit)
     ))
@@ -407,7 +408,7 @@ impl ChunkBody {
         let file_type = req_str(obj, "file_type")?.to_string();
         if !FILE_TYPES.contains(&file_type.as_str()) {
             return Err(ApiError::bad_request(format!(
-                "file_type must be transcript or agent (got `{}`)",
+                "file_type must be transcript, agent or workflow_journal (got `{}`)",
                 printable(&file_type, 40)
             )));
         }
@@ -483,15 +484,20 @@ impl ChunkBody {
     }
 }
 
-/// backend-api.md: `file_name` at most 512 bytes. Files are uploaded under
-/// their base name, so a `/`, a `\`, a NUL or `..` can only be a bug; this
-/// backend refuses them (stricter than the real server, which keys S3
-/// objects by name) because its mirror writes the name to disk.
+/// backend-api.md: `file_name` at most 512 bytes, and it may hold `/`
+/// (path-encoded names such as `subagents/workflows/<runId>/journal.jsonl`).
+/// The mirror writes the name to disk below the session's folder, so this
+/// backend refuses what could leave that folder or mean another file: an
+/// absolute name, an empty, `.` or `..` segment, a `\\` or a NUL (stricter
+/// than the real server, which keys S3 objects by name).
 pub fn check_file_name(name: &str) -> Result<(), ApiError> {
     max_bytes(name, MAX_FILE_NAME_BYTES, "file_name")?;
-    if name.contains(['/', '\\', '\0']) || name.contains("..") || name == "." {
+    let bad_segment = name
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if bad_segment || name.contains(['\\', '\0']) {
         return Err(ApiError::bad_request(format!(
-            "file_name must be a base name without `/`, `\\`, NUL or `..` (got `{}`)",
+            "file_name must be a relative path of non-empty segments, without `.` or `..` segments, `\\` or NUL (got `{}`)",
             printable(name, 80)
         )));
     }
@@ -767,7 +773,12 @@ mod tests {
     fn zip_bomb_is_capped() {
         let bomb = zstd::encode_all(&vec![0u8; 4 * 1024 * 1024][..], 3).unwrap();
         let err = decode_body(&bomb, Encoding::Zstd, 1024 * 1024, true).unwrap_err();
-        assert_eq!(err.status, 413);
+        assert_eq!(err.status, 400);
+        assert!(
+            err.message.starts_with("Invalid request body"),
+            "{}",
+            err.message
+        );
         let ok = decode_body(&bomb, Encoding::Zstd, 4 * 1024 * 1024, true).unwrap();
         assert_eq!(ok.len(), 4 * 1024 * 1024);
         assert_eq!(
@@ -781,7 +792,25 @@ mod tests {
     #[test]
     fn file_names() {
         assert!(check_file_name("agent-a1.jsonl").is_ok());
-        for bad in ["../x", "a/b", "..", ".", "a..b", "x\\y"] {
+        assert!(check_file_name("subagents/workflows/wf-1/agent-a1b2c3d.jsonl").is_ok());
+        assert!(check_file_name("subagents/workflows/wf-1/journal.jsonl").is_ok());
+        assert!(
+            check_file_name("a..b.jsonl").is_ok(),
+            "`..` inside a segment stays inside"
+        );
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            "..",
+            ".",
+            "./a",
+            "x\\y",
+            "a\0b",
+            "",
+        ] {
             assert_eq!(check_file_name(bad).unwrap_err().status, 400, "{bad}");
         }
         assert!(check_file_name(&"a".repeat(512)).is_ok());

@@ -286,11 +286,19 @@ impl Store {
         file.chunk_count += 1;
         let last = file.line_count;
         // backend-api.md: metadata is read on transcript chunks only. A null
-        // field means "not sent" (the real server decodes it as nil).
+        // field means "not sent" (the real server decodes it as nil). The
+        // first first_user_message written stays; every other field (the
+        // summary above all) is overwritten by each chunk that carries it.
         if req.file_type == "transcript" {
             if let Some(meta) = req.metadata {
                 for (k, v) in meta {
-                    if !v.is_null() {
+                    let keep_first = k == "first_user_message"
+                        && session
+                            .chunk_metadata
+                            .get(&k)
+                            .is_some_and(|old| old.as_str().is_some_and(|s| !s.is_empty()));
+                    let empty = v.is_null() || v.as_str() == Some("");
+                    if !keep_first && !empty {
                         session.chunk_metadata.insert(k, v);
                     }
                 }
@@ -371,6 +379,35 @@ impl Store {
         self.state.next_link_id = id;
         self.persist()?;
         Ok(link)
+    }
+
+    /// `GET /sessions/by-external-id/{external_id}`: the session's id, for
+    /// its owner only.
+    pub fn lookup(&self, user: u64, external_id: &str) -> Result<String, ApiError> {
+        self.state
+            .users
+            .get(&user)
+            .and_then(|sessions| sessions.get(external_id))
+            .map(|s| s.session_id.clone())
+            .ok_or_else(|| ApiError::not_found("Session not found"))
+    }
+
+    /// `GET /sessions/{id}/sync/file?file_name=`: the stored bytes of a
+    /// file of one of `user`'s sessions.
+    pub fn read_file(
+        &self,
+        user: u64,
+        session_id: &str,
+        file_name: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let external_id = match self.by_session_id.get(session_id) {
+            Some((owner, external_id)) if *owner == user => external_id,
+            _ => return Err(ApiError::not_found("Session not found")),
+        };
+        self.contents
+            .get(&(user, external_id.clone(), file_name.to_string()))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("File not found"))
     }
 
     /// The session with this external id: user 1's first, then the other

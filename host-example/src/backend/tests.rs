@@ -447,7 +447,13 @@ fn body_limit_is_counted_after_decompression() {
         body
     };
     let over = client.send_bytes("POST", "/api/v1/sync/chunk", &chunk_of(limit + 1));
-    assert_eq!(over.status, 413, "{}", over.text());
+    // The real server's answer to an oversize body: 400, not 413.
+    assert_eq!(over.status, 400, "{}", over.text());
+    assert!(
+        over.error().starts_with("Invalid request body"),
+        "{}",
+        over.text()
+    );
     assert_eq!(backend.file("e", "big.jsonl"), None);
     let at = client.send_bytes("POST", "/api/v1/sync/chunk", &chunk_of(limit));
     assert_eq!(at.status, 200, "{}", at.text());
@@ -469,11 +475,11 @@ fn body_limit_is_counted_after_decompression() {
         &headers,
         &bomb,
     );
-    assert_eq!(resp.status, 413);
+    assert_eq!(resp.status, 400);
 
     // Init's limit is the real server's 128 KiB.
     let huge_init = json!({"external_id": "x", "transcript_path": "/p", "metadata": {"junk": "j".repeat(200 * 1024)}});
-    assert_eq!(client.post("/api/v1/sync/init", &huge_init).status, 413);
+    assert_eq!(client.post("/api/v1/sync/init", &huge_init).status, 400);
 }
 
 #[test]
@@ -797,7 +803,9 @@ fn field_limits() {
     assert_eq!(ok(&"n".repeat(513)).status, 400);
     assert_eq!(ok("").status, 400);
     assert_eq!(ok("../escape.jsonl").status, 400);
-    assert_eq!(ok("dir/file.jsonl").status, 400);
+    // Path-encoded names are the server's (workflow files).
+    assert_eq!(ok("dir/file.jsonl").status, 200);
+    assert_eq!(ok("/dir/file.jsonl").status, 400);
     let todo = chunk("t.jsonl", "todo", json!(["l"]), Value::Null);
     assert_eq!(todo.status, 400);
     assert!(todo.error().contains("file_type"), "{}", todo.error());
@@ -1387,4 +1395,194 @@ fn slow_answer_fault_stores_first_then_answers_late() {
         .filter_map(|r| r.fault)
         .collect();
     assert_eq!(faults, vec!["slow answer 300ms".to_string()]);
+}
+
+// ---------------------------------------------------------------------------
+// Today's server: capabilities, workflow files, metadata rules, read-back
+// ---------------------------------------------------------------------------
+
+#[test]
+fn capabilities_are_public_and_configurable() {
+    let backend = start();
+    // No key, no User-Agent: public, as on the real server.
+    let open = send(backend.port(), "GET", "/api/v1/capabilities", &[], b"");
+    assert_eq!(open.status, 200, "{}", open.text());
+    assert_eq!(
+        open.json(),
+        json!({"workflow_files": true, "workflow_journal": true, "opencode_subagents": true})
+    );
+    backend.inject(Fault::Status {
+        path_prefix: "/api/v1/capabilities".into(),
+        status: 503,
+        retry_after_secs: None,
+        times: 1,
+    });
+    let failing = send(backend.port(), "GET", "/api/v1/capabilities", &[], b"");
+    assert_eq!(failing.status, 503);
+    let again = send(backend.port(), "GET", "/api/v1/capabilities", &[], b"");
+    assert_eq!(again.status, 200);
+
+    let older = Backend::start(BackendConfig {
+        capabilities: None,
+        ..BackendConfig::default()
+    })
+    .unwrap();
+    let missing = send(older.port(), "GET", "/api/v1/capabilities", &[], b"");
+    assert_eq!(missing.status, 404, "{}", missing.text());
+}
+
+#[test]
+fn workflow_files_are_accepted_under_path_encoded_names_and_mirrored_into_sub_folders() {
+    let dir = temp_dir("workflows");
+    let config = BackendConfig {
+        mirror_dir: Some(dir.clone()),
+        ..BackendConfig::default()
+    };
+    let backend = Backend::start(config.clone()).unwrap();
+    let client = Client::new(&backend);
+    let sid = client.init("s");
+    let agent = "subagents/workflows/wf-1/agent-a1b2c3d.jsonl";
+    let journal = "subagents/workflows/wf-1/journal.jsonl";
+    assert_eq!(
+        client.chunk(&sid, agent, "agent", 1, &["a", "b"]).status,
+        200
+    );
+    let stored = client.chunk(&sid, journal, "workflow_journal", 1, &["j"]);
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    assert_eq!(std::fs::read(dir.join("s").join(agent)).unwrap(), b"a\nb\n");
+    assert_eq!(std::fs::read(dir.join("s").join(journal)).unwrap(), b"j\n");
+    let snap = backend.session("s").unwrap();
+    assert_eq!(snap.file_types[journal], "workflow_journal");
+    assert_eq!(snap.file_types[agent], "agent");
+    // The type of a file is fixed by its first chunk.
+    assert_eq!(client.chunk(&sid, journal, "agent", 2, &["k"]).status, 400);
+
+    for bad in [
+        "../escape.jsonl",
+        "subagents/../../escape.jsonl",
+        "/tmp/abs.jsonl",
+        "subagents//x.jsonl",
+        "subagents/./x.jsonl",
+        "subagents\\x.jsonl",
+    ] {
+        let resp = client.chunk(&sid, bad, "agent", 1, &["x"]);
+        assert_eq!(resp.status, 400, "{bad}: {}", resp.text());
+        assert!(resp.error().contains("file_name"), "{bad}: {}", resp.text());
+    }
+    assert!(
+        !dir.join("escape.jsonl").exists() && !dir.parent().unwrap().join("escape.jsonl").exists()
+    );
+    assert_eq!(
+        client.chunk(&sid, "todo.json", "todo", 1, &["x"]).status,
+        400
+    );
+
+    // A restarted backend finds the files in their sub-folders.
+    drop(backend);
+    let backend = Backend::start(config).unwrap();
+    assert_eq!(backend.file("s", agent).unwrap(), b"a\nb\n");
+    let init = Client::new(&backend).init_resp("s");
+    assert_eq!(init.json()["files"][journal]["last_synced_line"], 1);
+    drop(backend);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_first_user_message_stays_and_each_summary_overwrites() {
+    let backend = start();
+    let client = Client::new(&backend);
+    let sid = client.init("s");
+    let post = |first_line: u64, metadata: Value| {
+        client
+            .post(
+                "/api/v1/sync/chunk",
+                &json!({"session_id": sid, "file_name": "s.jsonl", "file_type": "transcript",
+                        "first_line": first_line, "lines": ["l"], "metadata": metadata}),
+            )
+            .status
+    };
+    assert_eq!(post(1, json!({"summary": "one"})), 200);
+    assert_eq!(
+        post(2, json!({"first_user_message": "first", "summary": "two"})),
+        200
+    );
+    assert_eq!(
+        post(
+            3,
+            json!({"first_user_message": "second", "summary": "three"})
+        ),
+        200
+    );
+    let meta = backend.session("s").unwrap().chunk_metadata;
+    assert_eq!(meta["first_user_message"], "first");
+    assert_eq!(meta["summary"], "three");
+}
+
+#[test]
+fn stored_files_can_be_read_back_by_their_owner_over_the_api() {
+    let backend = Backend::start(BackendConfig {
+        api_keys: vec![DEFAULT_LOCAL_API_KEY.into(), SECOND_KEY.into()],
+        ..BackendConfig::default()
+    })
+    .unwrap();
+    let client = Client::new(&backend);
+    let sid = client.init("ext-1");
+    let journal = "subagents/workflows/wf-1/journal.jsonl";
+    assert_eq!(
+        client
+            .chunk(&sid, journal, "workflow_journal", 1, &["{\"a\":1}", "é"])
+            .status,
+        200
+    );
+
+    let found = client.send("GET", "/api/v1/sessions/by-external-id/ext-1", &json!(null));
+    assert_eq!(found.status, 200, "{}", found.text());
+    assert_eq!(found.json(), json!({"session_id": sid}));
+    let unknown = client.send("GET", "/api/v1/sessions/by-external-id/nope", &json!(null));
+    assert_eq!(unknown.status, 404);
+
+    let path = format!(
+        "/api/v1/sessions/{sid}/sync/file?file_name=subagents%2Fworkflows%2Fwf-1%2Fjournal.jsonl"
+    );
+    let file = client.send("GET", &path, &json!(null));
+    assert_eq!(file.status, 200, "{}", file.text());
+    assert_eq!(file.body, "{\"a\":1}\né\n".as_bytes());
+    assert!(file
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let no_name = client.send(
+        "GET",
+        &format!("/api/v1/sessions/{sid}/sync/file"),
+        &json!(null),
+    );
+    assert_eq!(no_name.status, 400);
+    let no_file = client.send(
+        "GET",
+        &format!("/api/v1/sessions/{sid}/sync/file?file_name=other.jsonl"),
+        &json!(null),
+    );
+    assert_eq!(no_file.status, 404);
+
+    // Another user's session is as unknown as a made-up one.
+    let other = Client::with_key(&backend, SECOND_KEY);
+    assert_eq!(other.send("GET", &path, &json!(null)).status, 404);
+    assert_eq!(
+        other
+            .send("GET", "/api/v1/sessions/by-external-id/ext-1", &json!(null))
+            .status,
+        404
+    );
+    // And without a key, nothing.
+    assert_eq!(
+        send(
+            backend.port(),
+            "GET",
+            &path,
+            &[("User-Agent", UA.to_string())],
+            b""
+        )
+        .status,
+        401
+    );
 }
