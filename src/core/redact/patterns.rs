@@ -313,7 +313,7 @@ pub struct DefaultPattern {
 
 impl DefaultPattern {
     /// This pattern as a config entry (what `use_default_patterns` adds).
-    pub fn to_config(&self) -> RedactionPattern {
+    pub fn to_config(self) -> RedactionPattern {
         RedactionPattern {
             name: self.name.to_owned(),
             pattern: self.pattern.map(str::to_owned),
@@ -733,8 +733,5 @@ pub const DEFAULT_PATTERNS: &[DefaultPattern] = &[
 
 /// The defaults in the config's shape, in application order.
 pub fn default_patterns() -> Vec<RedactionPattern> {
-    DEFAULT_PATTERNS
-        .iter()
-        .map(DefaultPattern::to_config)
-        .collect()
+    DEFAULT_PATTERNS.iter().map(|d| d.to_config()).collect()
 }
