@@ -390,7 +390,15 @@ impl Teddy {
         limit: usize,
         found: &mut dyn FnMut(usize, usize),
     ) {
-        for lane in 0..limit.min(16) {
+        // Only the lanes where some bucket survived (a few of the 16, most
+        // often one): their bytes are the non-zero ones of the two sets.
+        let mut lanes = u128::from_le_bytes(low) | u128::from_le_bytes(high);
+        if limit < 16 {
+            lanes &= (1u128 << (8 * limit)) - 1;
+        }
+        while lanes != 0 {
+            let lane = (lanes.trailing_zeros() / 8) as usize;
+            lanes &= !(0xFFu128 << (8 * lane));
             let mut bits = u16::from(low[lane]) | u16::from(high[lane]) << 8;
             while bits != 0 {
                 let bucket = bits.trailing_zeros() as usize;
