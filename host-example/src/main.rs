@@ -69,13 +69,8 @@ fn main() -> ExitCode {
 /// file's `api_key`.
 fn key_guard(argv: &[String]) -> KeyGuard {
     let mut guard = KeyGuard::new();
-    let mut args = argv.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--api-key" {
-            args.next().inspect(|key| guard.add(key));
-        } else if let Some(key) = arg.strip_prefix("--api-key=") {
-            guard.add(key);
-        }
+    for key in confab_sync::cli::guard::api_keys_in_args(argv) {
+        guard.add(key);
     }
     let env = |k: &str| std::env::var(k).ok();
     if let Some(key) = env("CONFAB_API_KEY") {

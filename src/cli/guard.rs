@@ -13,15 +13,8 @@ use std::time::Duration;
 /// `CONFAB_API_KEY` and the config file's `api_key`.
 pub fn key_guard<P: Platform>(p: &P, argv: &[String]) -> KeyGuard {
     let mut guard = KeyGuard::new();
-    let mut args = argv.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--api-key" {
-            if let Some(key) = args.next() {
-                guard.add(key);
-            }
-        } else if let Some(key) = arg.strip_prefix("--api-key=") {
-            guard.add(key);
-        }
+    for key in api_keys_in_args(argv) {
+        guard.add(key);
     }
     if let Some(key) = p.env("CONFAB_API_KEY") {
         guard.add(&key);
@@ -32,6 +25,22 @@ pub fn key_guard<P: Platform>(p: &P, argv: &[String]) -> KeyGuard {
         }
     }
     guard
+}
+
+/// Every value given to `--api-key` (`--api-key KEY` or `--api-key=KEY`),
+/// read before parsing: a command line that does not parse must not print
+/// its key either. confab-host guards its own messages with these too.
+pub fn api_keys_in_args(argv: &[String]) -> Vec<&str> {
+    let mut keys = Vec::new();
+    let mut args = argv.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--api-key" {
+            keys.extend(args.next().map(String::as_str));
+        } else if let Some(key) = arg.strip_prefix("--api-key=") {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 /// The platform `P`, with every printed text passed through a [`KeyGuard`].
