@@ -14,8 +14,8 @@ use super::discovery::{self, SessionLayout};
 use super::error::{ErrorKind, SyncError};
 use super::io::{Clock, CountingFs, FileStat, FileSystem, Method, ReadAt, Transport};
 use super::limits::{
-    GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES,
-    MAX_DISCOVERY_ROUNDS,
+    FIRST_USER_MESSAGE_MAX_BYTES, GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES,
+    MAX_CHUNK_RECOVERIES, MAX_DISCOVERY_ROUNDS,
 };
 use super::lines::{self, LineReader, Next};
 use super::metadata::{self, Wants};
@@ -412,9 +412,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let mut report = SyncReport::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
         self.probe_failed_this_sync = false;
+        // Workflow files are found by listing their folders only (no line
+        // names them): once per sync, not once per discovery round.
+        self.discover_workflow_files(&mut report);
         for _round in 0..MAX_DISCOVERY_ROUNDS {
             self.discover_agent_files();
-            self.discover_workflow_files(&mut report);
             let todo: Vec<usize> = (0..self.files.len())
                 .filter(|&i| !done.contains(&self.files[i].name))
                 .collect();
@@ -639,7 +641,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 // Metadata comes from the line as it is uploaded: a secret
                 // in the first user message or a summary is gone there too,
                 // and it is gone before the value is cut to its limit.
-                observe_transcript_line(&redacted, meta, &mut ids);
+                observe_transcript_line(&redacted, redactor, meta, &mut ids);
                 if matches!(redacted, Cow::Owned(_)) {
                     metadata::agent_ids(&text, &mut ids);
                 }
@@ -943,23 +945,19 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     }
 }
 
-/// Metadata for the next transcript chunk: what is known now, through the
-/// redactor once more (the values were taken from redacted lines already;
-/// this also covers what sanitizing decoded, such as an HTML entity that
-/// completed a key, and the repository URL).
+/// Metadata for the next transcript chunk: what is known now (the text
+/// values were redacted when their line was read, see
+/// [`observe_transcript_line`]; the git URLs are redacted here).
 fn chunk_metadata<'m>(
     meta: &SessionMeta,
     redactor: &Redactor,
     out: &'m mut ChunkMetadata,
 ) -> &'m ChunkMetadata {
-    out.first_user_message = meta
-        .first_user_message
-        .as_deref()
-        .map(|m| redact_text(redactor, m));
+    out.first_user_message.clone_from(&meta.first_user_message);
     out.summary = meta
         .summary
         .as_deref()
-        .map(|m| metadata::cut_summary(&redact_text(redactor, m)).to_string());
+        .map(|m| metadata::cut_summary(m).to_string());
     out.git_info = redacted_git_info(redactor, &meta.git);
     out
 }
@@ -987,7 +985,15 @@ fn redact_text(redactor: &Redactor, text: &str) -> String {
 }
 
 /// Facts of one transcript line: first user message, summaries, agent ids.
-fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<String>) {
+/// `text` is the line as uploaded (redacted); the values taken from it are
+/// cleaned by `scan_line`, and go through the redactor once more here: the
+/// cleaning decodes HTML entities, which may complete a secret.
+fn observe_transcript_line(
+    text: &str,
+    redactor: &Redactor,
+    meta: &mut SessionMeta,
+    ids: &mut Vec<String>,
+) {
     let wants = Wants {
         first_user_message: meta.first_user_message.is_none(),
         git_branch: meta.git.branch.is_none(),
@@ -999,15 +1005,20 @@ fn observe_transcript_line(text: &str, meta: &mut SessionMeta, ids: &mut Vec<Str
         meta.session_ended = true;
     }
     if meta.first_user_message.is_none() {
-        meta.first_user_message = facts.first_user_message;
+        meta.first_user_message = facts.first_user_message.map(|m| {
+            let m = redact_text(redactor, &m);
+            metadata::truncate_utf8(&m, FIRST_USER_MESSAGE_MAX_BYTES).to_string()
+        });
     }
     if meta.git.branch.is_none() {
         meta.git.branch = facts.git_branch;
     }
     if let Some(summary) = facts.summary {
         match summary.leaf_uuid {
-            Some(leaf) => meta.leaf_summaries.push((leaf, summary.text)),
-            None => meta.summary = Some(summary.text),
+            Some(leaf) => meta
+                .leaf_summaries
+                .push((leaf, redact_text(redactor, &summary.text))),
+            None => meta.summary = Some(redact_text(redactor, &summary.text)),
         }
     }
 }
