@@ -23,7 +23,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -485,6 +485,44 @@ test("sendEvent delivers session_end with its payload", async () => {
   const event = events.find((e) => e.payload?.nonce === nonce);
   assert.ok(event, "the event is stored for this session");
   assert.equal(event.event_type, "session_end");
+});
+
+/** Every stored session object (one with an `external_id`) in the backend's state, however it nests them. */
+function storedSessions(state) {
+  const found = [];
+  const walk = (v) => {
+    if (v === null || typeof v !== "object") return;
+    if (typeof v.external_id === "string" && "init_metadata" in v) found.push(v);
+    else for (const child of Object.values(v)) walk(child);
+  };
+  walk(state);
+  return found;
+}
+
+test("hostname and username default to this machine's, and the options override them", async () => {
+  const folder = join(tmp, "whoami");
+  const [plain, named] = [randomUUID(), randomUUID()];
+  for (const id of [plain, named]) writeSmallSession(folder, id, `leaf-${id}`);
+  const open = (id, extra) =>
+    new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: join(folder, `${id}.jsonl`), ...extra });
+  for (const [id, extra] of [[plain, {}], [named, { hostname: "build-box-7", username: "ada" }]]) {
+    const session = open(id, extra);
+    await session.init();
+    session.close();
+  }
+  const state = JSON.parse(await backendState((s) => s.includes(plain) && s.includes(named)));
+  const metadata = (id) => {
+    const matches = storedSessions(state).filter((s) => s.external_id === id);
+    assert.equal(matches.length, 1, `one stored session ${id}`);
+    return matches[0].init_metadata;
+  };
+  const machine = hostname();
+  const user = userInfo().username;
+  assert.ok(machine && user, "this machine has a hostname and a user name to compare with");
+  assert.equal(metadata(plain).hostname, machine);
+  assert.equal(metadata(plain).username, user);
+  assert.equal(metadata(named).hostname, "build-box-7");
+  assert.equal(metadata(named).username, "ada");
 });
 
 test("the component reads nothing outside the folder it was granted", async () => {
