@@ -4,7 +4,7 @@
 //! success or failure: exit code 0 or 1.
 
 use confab_e2e::*;
-use confab_host::backend::Backend;
+use confab_host::backend::{Backend, BackendConfig, Fault};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -279,6 +279,77 @@ fn sync_uploads_workflow_runs_under_their_path_encoded_names() {
     );
     let names = backend.file_names(SESSION_B);
     assert!(names.iter().all(|n| !n.ends_with(".json")), "{names:?}");
+}
+
+/// The same workflow run as above, for the probe tests below: its two
+/// files, to check they stay local or go up.
+fn write_workflow_run(ws: &Workspace) -> Vec<(String, std::path::PathBuf)> {
+    let run_dir = format!("{SESSION_B}/subagents/workflows/wf-9c");
+    let agent = ws.write(&format!("{run_dir}/agent-c3d4e5f.jsonl"), b"{\"n\":1}\n");
+    let journal = ws.write(
+        &format!("{run_dir}/journal.jsonl"),
+        b"{\"event\":\"start\"}\n",
+    );
+    vec![
+        (
+            "subagents/workflows/wf-9c/agent-c3d4e5f.jsonl".into(),
+            agent,
+        ),
+        ("subagents/workflows/wf-9c/journal.jsonl".into(), journal),
+    ]
+}
+
+#[test]
+fn an_older_backend_answering_404_to_the_probe_gets_no_workflow_files() {
+    let backend = Backend::start(BackendConfig {
+        api_keys: vec![KEY.to_string()],
+        capabilities: None,
+        ..BackendConfig::default()
+    })
+    .unwrap();
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    write_workflow_run(&ws);
+    let done = sync(&backend, &ws.path(), &transcript, &[]);
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+    assert_eq!(
+        backend.file(SESSION_B, &format!("{SESSION_B}.jsonl")),
+        Some(std::fs::read(&transcript).unwrap())
+    );
+    let names = backend.file_names(SESSION_B);
+    assert!(names.iter().all(|n| !n.contains('/')), "{names:?}");
+}
+
+#[test]
+fn after_a_failed_probe_the_next_run_uploads_the_workflow_files() {
+    let backend = backend();
+    backend.inject(Fault::Status {
+        path_prefix: "/api/v1/capabilities".into(),
+        status: 503,
+        retry_after_secs: None,
+        times: 1,
+    });
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_B);
+    let expected = write_workflow_run(&ws);
+    let first = sync(&backend, &ws.path(), &transcript, &[]);
+    assert_eq!(first.code(), Some(0), "{}", first.stderr_text());
+    assert!(
+        backend
+            .file_names(SESSION_B)
+            .iter()
+            .all(|n| !n.contains('/')),
+        "nothing of the run before the backend said it takes it"
+    );
+    let second = sync(&backend, &ws.path(), &transcript, &[]);
+    assert_eq!(second.code(), Some(0), "{}", second.stderr_text());
+    for (name, path) in &expected {
+        assert_eq!(
+            backend.file(SESSION_B, name),
+            Some(std::fs::read(path).unwrap()),
+            "{name}"
+        );
+    }
 }
 
 /// The number of complete lines the backend holds for a file.
