@@ -73,14 +73,15 @@ impl Checkpoint {
         (version_ok && c.external_id == external_id).then_some(c)
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut c = self.clone();
-        c.version = if c.files.values().any(|m| m.open) {
+    /// The stored form, under the lowest version that holds its marks
+    /// (`version` is set to it; no copy of a map that may name 200,000 files).
+    pub fn encode(&mut self) -> Vec<u8> {
+        self.version = if self.files.values().any(|m| m.open) {
             VERSION_OPEN
         } else {
             VERSION
         };
-        serde_json::to_vec(&c).unwrap_or_default()
+        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
@@ -208,7 +209,7 @@ mod tests {
             open: false,
         };
         c.files.insert("s1.jsonl".into(), mark);
-        let text = String::from_utf8(c.to_bytes()).unwrap();
+        let text = String::from_utf8(c.encode()).unwrap();
         assert!(
             text.contains("\"version\":1") && !text.contains("open"),
             "{text}"
@@ -219,7 +220,7 @@ mod tests {
 
         c.files
             .insert("agent-a1.jsonl".into(), FileMark { open: true, ..mark });
-        let bytes = c.to_bytes();
+        let bytes = c.encode();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
             text.contains("\"version\":2") && text.contains("\"open\":true"),
@@ -244,7 +245,7 @@ mod tests {
                 open: false,
             },
         );
-        let bytes = c.to_bytes();
+        let bytes = c.encode();
         assert_eq!(Checkpoint::parse(&bytes, "s1"), Some(c));
         assert_eq!(Checkpoint::parse(&bytes, "s2"), None);
         assert_eq!(Checkpoint::parse(b"garbage", "s1"), None);

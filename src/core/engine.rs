@@ -278,7 +278,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             }
         }
         c.agent_ids = self.agent_ids.iter().cloned().collect();
-        if let Err(e) = self.fs.write_file(&path, &c.to_bytes()) {
+        if let Err(e) = self.fs.write_file(&path, &c.encode()) {
             report.warnings.push(format!(
                 "cannot save the checkpoint {path}: {e} (the next start will re-read the files)"
             ));
