@@ -538,6 +538,7 @@ impl Bench {
                 patterns: vec![],
             },
             state_dir: None,
+            provider: None,
         };
         let start = Instant::now();
         let mut engine = Engine::new(

@@ -68,6 +68,9 @@ pub struct SessionConfig {
     pub redaction: RedactionSettings,
     /// A folder the engine may write its checkpoint in (see [`super::checkpoint`]).
     pub state_dir: Option<String>,
+    /// `claude-code`, `codex` or `cursor`; `None`: told by the transcript's
+    /// path and first line (see [`super::provider`]).
+    pub provider: Option<String>,
 }
 
 impl SessionConfig {

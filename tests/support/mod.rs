@@ -149,6 +149,7 @@ pub fn config(backend: &Backend, transcript: &Path) -> SessionConfig {
             patterns: vec![],
         },
         state_dir: None,
+        provider: None,
     }
 }
 
