@@ -261,8 +261,9 @@ fn a_cursor_conversation_in_the_nested_layout_with_subagents_and_metadata() {
         let has = chunk_metadata(r).is_some_and(|m| m.get("latest_message_at").is_some());
         assert_eq!(has, chunk.file_type == "transcript", "{}", chunk.file_name);
     }
+    assert_eq!(std::fs::read(&transcript).unwrap().last(), Some(&b'}'));
     // A record appended Cursor's way (newline first) goes up after the rest.
-    let before = complete_lines(&transcript);
+    let before = records_with_final_newline(&transcript);
     append(
         &transcript,
         b"\n{\"role\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}",
@@ -272,7 +273,14 @@ fn a_cursor_conversation_in_the_nested_layout_with_subagents_and_metadata() {
     let stored = backend
         .file_of("cursor", id, &format!("{id}.jsonl"))
         .unwrap();
+    assert_eq!(report.lines, 1, "only the new record");
     assert!(stored.starts_with(&before), "nothing stored before changes");
+    let stored_lines = stored.iter().filter(|&&b| b == b'\n').count();
+    let records = std::fs::read_to_string(&transcript)
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(stored_lines, records, "nothing doubled, no empty line");
     assert_stored_as(&backend, "cursor", id, &format!("{id}.jsonl"), &transcript);
 }
 
@@ -292,12 +300,13 @@ fn a_cursor_conversation_in_the_older_flat_layout() {
         .sync();
         assert!(report.failed.is_empty(), "{id}: {:?}", report.failed);
         let names = backend.file_names(id);
-        let complete = complete_lines(&transcript);
-        if complete.is_empty() {
-            // One record and no newline yet: nothing complete to store.
-            assert!(names.is_empty(), "{id}: {names:?}");
-            continue;
-        }
+        let source = std::fs::read(&transcript).unwrap();
+        assert_eq!(
+            source.last(),
+            Some(&b'}'),
+            "{id}: Cursor ends with no newline"
+        );
+        // Every record goes up, the last one too (bcb7e972 is one record).
         assert_eq!(
             names,
             vec![format!("{id}.jsonl")],

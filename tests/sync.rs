@@ -118,6 +118,111 @@ fn a_half_written_last_line_waits_for_its_newline() {
     );
 }
 
+/// How the sync after the file grew is run.
+#[derive(Debug, Clone, Copy)]
+enum Later {
+    SameSession,
+    FreshWithCheckpoint,
+    FreshWithoutCheckpoint,
+}
+
+/// A Claude Code transcript whose last complete record has no newline (as
+/// Cursor writes every file): stored with that one `\n` added. Then the
+/// newline and the next record arrive: stored exactly the file's lines,
+/// nothing doubled, whether the same session, a fresh process with its
+/// checkpoint or one with only the backend's line counts syncs them.
+#[test]
+fn a_last_record_without_its_newline_is_stored_and_closed_by_the_next() {
+    use confab_e2e::last_line::{assert_stored_adding_final_newline, start_with_state};
+    let backend = backend();
+    let record =
+        b"{\"type\":\"assistant\",\"uuid\":\"after-open\",\"message\":{\"content\":\"next\"}}";
+    for later in [
+        Later::SameSession,
+        Later::FreshWithCheckpoint,
+        Later::FreshWithoutCheckpoint,
+    ] {
+        let ws = Workspace::new();
+        let state = Workspace::new();
+        let id = format!("open-{later:?}").to_lowercase();
+        let mut source = std::fs::read(fixtures().join("short.jsonl")).unwrap();
+        assert_eq!(source.pop(), Some(b'\n'));
+        assert!(!source.ends_with(b"\n"));
+        let transcript = ws.write(&format!("{id}.jsonl"), &source);
+        let lines = lines_of(&transcript) as u64 + 1;
+        let start = || match later {
+            Later::FreshWithoutCheckpoint => Synced::start(&backend, config(&backend, &transcript)),
+            _ => start_with_state(&backend, config(&backend, &transcript), &state.path()),
+        };
+        let mut s = start();
+        let report = s.sync();
+        assert!(report.failed.is_empty(), "{later:?}: {:?}", report.failed);
+        assert_eq!(report.lines, lines, "{later:?}: the last record went up");
+        assert_stored_adding_final_newline(&backend, &id, &transcript);
+        assert_eq!(s.sync().lines, 0, "{later:?}: nothing sent twice");
+
+        backend.clear_requests();
+        append(&transcript, &[b"\n", &record[..], b"\n"].concat());
+        let mut s = match later {
+            Later::SameSession => s,
+            _ => start(),
+        };
+        let report = s.sync();
+        assert!(report.failed.is_empty(), "{later:?}: {:?}", report.failed);
+        assert_eq!(report.lines, 1, "{later:?}: only the next record");
+        let requests = backend.requests();
+        let sent = chunks(&requests);
+        assert_eq!(sent.len(), 1, "{later:?}");
+        let chunk = sent[0].chunk.as_ref().unwrap();
+        assert_eq!(
+            (chunk.first_line, chunk.line_count),
+            (lines + 1, 1),
+            "{later:?}"
+        );
+        assert_stored(&backend, &id, &transcript);
+        assert_eq!(
+            backend.file(&id, &format!("{id}.jsonl")).unwrap(),
+            std::fs::read(&transcript).unwrap(),
+            "{later:?}: byte for byte once the source has its newline"
+        );
+        if matches!(later, Later::FreshWithCheckpoint) {
+            assert!(
+                std::fs::read_dir(state.path()).unwrap().count() > 0,
+                "no checkpoint in the state folder"
+            );
+        }
+    }
+}
+
+/// Cursor style: each record is written newline first, so the file never
+/// ends with one; each sync stores every record, the last one with the
+/// added `\n`, and a record half written waits.
+#[test]
+fn records_appended_newline_first_are_each_stored_once() {
+    use confab_e2e::last_line::assert_stored_adding_final_newline;
+    let backend = backend();
+    let ws = Workspace::new();
+    let transcript = ws.write("newline-first.jsonl", b"{\"type\":\"user\",\"n\":1}");
+    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    assert_eq!(s.sync().lines, 1);
+    assert_stored_adding_final_newline(&backend, "newline-first", &transcript);
+    append(
+        &transcript,
+        b"\n{\"type\":\"assistant\",\"n\":2}\n{\"type\":\"user\",\"n\":3}",
+    );
+    assert_eq!(s.sync().lines, 2);
+    assert_stored_adding_final_newline(&backend, "newline-first", &transcript);
+    append(&transcript, b"\n{\"type\":\"assistant\",\"n\":");
+    assert_eq!(s.sync().lines, 0, "half a record waits");
+    append(&transcript, b"4}");
+    assert_eq!(s.sync().lines, 1);
+    assert_stored_adding_final_newline(&backend, "newline-first", &transcript);
+    let stored = backend
+        .file("newline-first", "newline-first.jsonl")
+        .unwrap();
+    assert_eq!(stored.iter().filter(|&&b| b == b'\n').count(), 4);
+}
+
 #[test]
 fn a_fresh_instance_resumes_from_the_servers_state_without_duplicates() {
     let backend = backend();

@@ -2,11 +2,12 @@
 //! limit: it never panics, yields exactly the complete lines in order (a
 //! line it skips as too long is over the limit and reported by its exact
 //! size; the limit is soft: a line that fits the buffer comes whole), and stops just
-//! after the last `\n`: a half-written last line is never yielded.
+//! after the last `\n`, or at the end when what follows it is a complete record
+//! (one JSON object or array): a half-written last line is never yielded.
 #![no_main]
 
 use confab_sync::core::io::{FileStat, ReadAt};
-use confab_sync::core::lines::{LineReader, Next};
+use confab_sync::core::lines::{is_complete_record, LineReader, Next};
 use libfuzzer_sys::fuzz_target;
 
 struct Mem<'a>(&'a [u8]);
@@ -40,6 +41,11 @@ fuzz_target!(|input: &[u8]| {
             Next::Line(line) => {
                 assert_eq!(line, &data[at..at + line.len()]);
                 at += line.len();
+                if at == data.len() {
+                    // The tail, handed out without a newline.
+                    assert!(is_complete_record(&data[at - line.len()..]));
+                    break;
+                }
                 assert_eq!(data[at], b'\n');
                 at += 1;
             }
@@ -51,10 +57,18 @@ fuzz_target!(|input: &[u8]| {
                 assert_eq!(data[at], b'\n');
                 at += 1;
             }
+            Next::GrewAfterHandedOut => panic!("a reader from 0 is never open"),
             Next::End => break,
         }
     }
-    let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if data.len() - complete <= max_line && is_complete_record(&data[complete..]) {
+        complete = data.len();
+    }
     assert_eq!(at, complete);
     assert_eq!(reader.offset(), complete as u64);
+    assert_eq!(
+        reader.ends_open(),
+        complete > 0 && complete == data.len() && data[complete - 1] != b'\n'
+    );
 });

@@ -16,8 +16,12 @@ use std::collections::BTreeMap;
 /// from the original, small enough to cost one read.
 pub const WINDOW_BYTES: u64 = 4096;
 
-/// Version of the file format; another version is ignored.
+/// Version of the file format: 2 when a mark is open (a line uploaded
+/// without its newline), else 1, which earlier releases read too (version 2
+/// makes them ignore the checkpoint and scan, rather than take an open
+/// offset for one after a newline and refuse the file as rewritten).
 const VERSION: u32 = 1;
+const VERSION_OPEN: u32 = 2;
 
 /// A checkpoint file larger than this is not one of ours.
 pub const MAX_CHECKPOINT_BYTES: usize = 4 << 20;
@@ -30,6 +34,10 @@ pub struct FileMark {
     pub bytes: u64,
     /// FNV-1a of the window of [`WINDOW_BYTES`] (or fewer) ending at `bytes`.
     pub window_hash: u64,
+    /// The last of those lines ended the file without its `\n` (absent in
+    /// version 1: every offset followed a newline).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,11 +65,22 @@ impl Checkpoint {
     /// engine checks the server's count separately.)
     pub fn parse(bytes: &[u8], external_id: &str) -> Option<Checkpoint> {
         let c: Checkpoint = serde_json::from_slice(bytes).ok()?;
-        (c.version == VERSION && c.external_id == external_id).then_some(c)
+        let version_ok = match c.version {
+            VERSION => c.files.values().all(|m| !m.open),
+            VERSION_OPEN => true,
+            _ => false,
+        };
+        (version_ok && c.external_id == external_id).then_some(c)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut c = self.clone();
+        c.version = if c.files.values().any(|m| m.open) {
+            VERSION_OPEN
+        } else {
+            VERSION
+        };
+        serde_json::to_vec(&c).unwrap_or_default()
     }
 }
 
@@ -91,7 +110,8 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Hash of the window ending at `end`; `None` if it cannot be read whole.
-pub fn window_hash<R: ReadAt>(file: &R, end: u64) -> Option<u64> {
+/// `open`: the line ending there has no `\n` yet.
+pub fn window_hash<R: ReadAt>(file: &R, end: u64, open: bool) -> Option<u64> {
     let start = end.saturating_sub(WINDOW_BYTES);
     let mut buf = vec![0u8; (end - start) as usize];
     let mut filled = 0;
@@ -101,8 +121,8 @@ pub fn window_hash<R: ReadAt>(file: &R, end: u64) -> Option<u64> {
             Ok(n) => filled += n,
         }
     }
-    // A synced offset always follows a newline (or is 0).
-    if end > 0 && buf.last() != Some(&b'\n') {
+    // A synced offset follows a newline (or is 0), or ends an open line.
+    if end > 0 && (buf.last() == Some(&b'\n')) == open {
         return None;
     }
     Some(fnv1a(&buf))
@@ -110,7 +130,7 @@ pub fn window_hash<R: ReadAt>(file: &R, end: u64) -> Option<u64> {
 
 /// Whether `file` still holds, up to `mark.bytes`, what was synced.
 pub fn still_matches<R: ReadAt>(file: &R, mark: &FileMark) -> bool {
-    window_hash(file, mark.bytes) == Some(mark.window_hash)
+    window_hash(file, mark.bytes, mark.open) == Some(mark.window_hash)
 }
 
 #[cfg(test)]
@@ -140,7 +160,8 @@ mod tests {
         let mark = FileMark {
             lines: 2,
             bytes: 16,
-            window_hash: window_hash(&original, 16).unwrap(),
+            window_hash: window_hash(&original, 16, false).unwrap(),
+            open: false,
         };
         assert!(still_matches(&original, &mark));
         let appended = Bytes(b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n".to_vec());
@@ -154,9 +175,61 @@ mod tests {
     #[test]
     fn an_offset_not_after_a_newline_is_never_valid() {
         let f = Bytes(b"abc\ndef".to_vec());
-        assert_eq!(window_hash(&f, 6), None);
-        assert!(window_hash(&f, 4).is_some());
-        assert_eq!(window_hash(&f, 0), Some(fnv1a(b"")));
+        assert_eq!(window_hash(&f, 6, false), None);
+        assert!(window_hash(&f, 4, false).is_some());
+        assert_eq!(window_hash(&f, 0, false), Some(fnv1a(b"")));
+    }
+
+    #[test]
+    fn an_open_offset_ends_a_line_without_its_newline() {
+        let f = Bytes(b"{\"a\":1}\n{\"b\":2}".to_vec());
+        assert!(window_hash(&f, 15, true).is_some());
+        assert_eq!(window_hash(&f, 15, false), None, "not after a newline");
+        assert_eq!(window_hash(&f, 8, true), None, "after a newline: not open");
+        let mark = FileMark {
+            lines: 2,
+            bytes: 15,
+            window_hash: window_hash(&f, 15, true).unwrap(),
+            open: true,
+        };
+        let closed = Bytes(b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n".to_vec());
+        assert!(still_matches(&closed, &mark), "its newline arrived");
+        let rewritten = Bytes(b"{\"a\":1}\n{\"B\":2}\n".to_vec());
+        assert!(!still_matches(&rewritten, &mark));
+    }
+
+    #[test]
+    fn an_open_mark_is_written_as_version_2_and_old_checkpoints_still_read() {
+        let mut c = Checkpoint::new("s1");
+        let mark = FileMark {
+            lines: 3,
+            bytes: 99,
+            window_hash: 7,
+            open: false,
+        };
+        c.files.insert("s1.jsonl".into(), mark);
+        let text = String::from_utf8(c.to_bytes()).unwrap();
+        assert!(
+            text.contains("\"version\":1") && !text.contains("open"),
+            "{text}"
+        );
+        // What release 1 wrote, field for field.
+        let old = br#"{"version":1,"external_id":"s1","files":{"s1.jsonl":{"lines":3,"bytes":99,"window_hash":7}},"agent_ids":[]}"#;
+        assert_eq!(Checkpoint::parse(old, "s1"), Some(c.clone()));
+
+        c.files
+            .insert("agent-a1.jsonl".into(), FileMark { open: true, ..mark });
+        let bytes = c.to_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains("\"version\":2") && text.contains("\"open\":true"),
+            "{text}"
+        );
+        let parsed = Checkpoint::parse(&bytes, "s1").unwrap();
+        assert_eq!(parsed.files, c.files);
+        // An open mark in a version 1 file is no checkpoint of ours.
+        let forged = text.replace("\"version\":2", "\"version\":1");
+        assert_eq!(Checkpoint::parse(forged.as_bytes(), "s1"), None);
     }
 
     #[test]
@@ -168,6 +241,7 @@ mod tests {
                 lines: 3,
                 bytes: 99,
                 window_hash: 7,
+                open: false,
             },
         );
         let bytes = c.to_bytes();

@@ -37,6 +37,10 @@ use std::collections::{BTreeSet, HashMap};
 struct Position {
     lines: u64,
     bytes: u64,
+    /// The last of those lines ended the file without its `\n` (a complete
+    /// record, see [`lines::is_complete_record`]): the `\n` expected at
+    /// `bytes` closes it, and is no line of its own.
+    open: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -292,9 +296,9 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     /// position, while they are known to be what was synced.
     fn refresh_mark(&mut self, i: usize) {
         let f = &self.files[i];
-        if f.mark
-            .is_some_and(|m| m.bytes == f.pos.bytes && m.lines == f.pos.lines)
-        {
+        if f.mark.is_some_and(|m| {
+            m.bytes == f.pos.bytes && m.lines == f.pos.lines && m.open == f.pos.open
+        }) {
             return;
         }
         let mark = f
@@ -302,10 +306,11 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             .as_deref()
             .and_then(|p| self.fs.open(p).ok())
             .and_then(|h| {
-                checkpoint::window_hash(&h, f.pos.bytes).map(|window_hash| FileMark {
+                checkpoint::window_hash(&h, f.pos.bytes, f.pos.open).map(|window_hash| FileMark {
                     lines: f.pos.lines,
                     bytes: f.pos.bytes,
                     window_hash,
+                    open: f.pos.open,
                 })
             });
         self.files[i].mark = mark;
@@ -557,6 +562,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                         file.pos = Position {
                             lines: mark.lines,
                             bytes: mark.bytes,
+                            open: mark.open,
                         };
                         file.mark = Some(mark);
                     } else {
@@ -567,7 +573,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 }
             }
         }
-        let mut reader = LineReader::new(&handle, file.pos.bytes, MAX_CHUNK_LINE_BYTES);
+        let mut reader =
+            LineReader::resume(&handle, file.pos.bytes, MAX_CHUNK_LINE_BYTES, file.pos.open);
         let mut ids: Vec<String> = Vec::new();
         let read_error =
             |m: String| FileFailureKind::Local(SyncError::io(format!("cannot read {path}: {m}")));
@@ -577,11 +584,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             match reader.next_line().map_err(read_error)? {
                 Next::Line(line) => provider.skipped_line(&lines::text(line), &mut ids),
                 Next::TooLong { .. } => {}
+                Next::GrewAfterHandedOut => {
+                    return Err(FileFailureKind::Local(grew_after_upload(&path, file.pos)))
+                }
                 Next::End => break,
             }
             file.pos = Position {
                 lines: file.pos.lines + 1,
                 bytes: reader.offset(),
+                open: reader.ends_open(),
             };
         }
         provider.add_links(&mut ids);
@@ -605,7 +616,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             file_type: file.file_type.as_str(),
         };
         chunk.start(target, file.confirmed + 1);
-        let mut chunk_end = file.pos.bytes;
+        // Where the chunk being built ends, and whether its last line is open.
+        let mut chunk_end = (file.pos.bytes, file.pos.open);
         let mut chunk_meta = ChunkMetadata::default();
         let mut counts = RedactionCounts::default();
         let mut invalid_utf8 = 0u64;
@@ -614,7 +626,6 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let mut in_flight: Option<SentChunk> = None;
         let mut failure: Option<FileFailureKind> = None;
         loop {
-            let line_start = reader.offset();
             let line = match reader.next_line() {
                 Ok(Next::Line(line)) => line,
                 Ok(Next::TooLong { size }) => {
@@ -623,13 +634,16 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                     failure = Some(FileFailureKind::Local(too_long(&name, line_no, size)));
                     break;
                 }
+                Ok(Next::GrewAfterHandedOut) => {
+                    failure = Some(FileFailureKind::Local(grew_after_upload(&path, file.pos)));
+                    break;
+                }
                 Ok(Next::End) => break,
                 Err(m) => {
                     failure = Some(read_error(m));
                     break;
                 }
             };
-            let after_line = line_start + line.len() as u64 + 1;
             let text = lines::text(line);
             if matches!(text, Cow::Owned(_)) {
                 invalid_utf8 += 1;
@@ -687,7 +701,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 }
             }
             chunk.push_escaped(escaped, redacted.len());
-            chunk_end = after_line;
+            chunk_end = (reader.offset(), reader.ends_open());
         }
         if let Some(sent) = in_flight.take() {
             confirm_chunk(progress, client, sent, file, file_report, report)?;
@@ -916,8 +930,9 @@ struct SentChunk {
     first: u64,
     lines: u64,
     raw_bytes: u64,
-    /// File offset just after its last line.
-    end: u64,
+    /// File offset just after its last line, and whether that line is open
+    /// (it ended the file without its `\n`).
+    end: (u64, bool),
     call: PendingCall,
 }
 
@@ -928,7 +943,7 @@ fn start_chunk<T: Transport, C: Clock>(
     chunk: &mut ChunkBuilder,
     metadata: Option<&ChunkMetadata>,
     name: &str,
-    end: u64,
+    end: (u64, bool),
 ) -> Result<SentChunk, FileFailureKind> {
     let (first, lines, raw_bytes) = (chunk.first_line(), chunk.lines(), chunk.raw_bytes());
     let body = chunk.finish(metadata);
@@ -984,7 +999,8 @@ fn confirm_chunk<T: Transport, C: Clock>(
     file.confirmed = expected;
     file.pos = Position {
         lines: expected,
-        bytes: end,
+        bytes: end.0,
+        open: end.1,
     };
     file_report.lines_synced += lines;
     file_report.chunks += 1;
@@ -1015,6 +1031,17 @@ fn rewritten_since_checkpoint(path: &str, mark: &FileMark) -> SyncError {
         "{} was rewritten: its first {} lines are no longer the ones the backend holds (the checkpoint says so), so nothing more of it is uploaded; sync it as a new session with --external-id, or delete the session on the backend and the checkpoint",
         discovery::shown(path),
         mark.lines
+    ))
+}
+
+/// The last line was uploaded when it ended the file without a newline (it
+/// was a complete record), and then more bytes were written onto it. The
+/// server holds a line the file no longer has: refused, as a rewrite is.
+fn grew_after_upload(path: &str, pos: Position) -> SyncError {
+    SyncError::input(format!(
+        "{}: line {} was uploaded complete when it ended the file without a newline, but more was then written on that line; nothing more of the file is uploaded (sync it as a new session with --external-id)",
+        discovery::shown(path),
+        pos.lines
     ))
 }
 

@@ -188,6 +188,202 @@ fn a_partial_last_line_is_not_uploaded_until_its_newline_arrives() {
     assert_eq!(w.held(&transcript_name())[2], whole);
 }
 
+// ---------------------------------------------------------------------------
+// A last line without its newline (Cursor writes none after its last record)
+// ---------------------------------------------------------------------------
+
+/// `lines` as file content, the last one without its newline.
+fn text_open(lines: &[String]) -> String {
+    lines.join("\n")
+}
+
+/// How a later sync of the same file is run.
+#[derive(Debug, Clone, Copy)]
+enum Restart {
+    /// The same engine, with its in-memory file state.
+    SameSession,
+    /// A fresh engine that finds the checkpoint.
+    WithCheckpoint,
+    /// A fresh engine that only has the server's line counts.
+    NoCheckpoint,
+}
+
+const RESTARTS: [Restart; 3] = [
+    Restart::SameSession,
+    Restart::WithCheckpoint,
+    Restart::NoCheckpoint,
+];
+
+impl Restart {
+    fn next(self, w: &World, engine: TestEngine) -> TestEngine {
+        match self {
+            Restart::SameSession => engine,
+            Restart::WithCheckpoint => with_state(w),
+            Restart::NoCheckpoint => w.started(),
+        }
+    }
+}
+
+#[test]
+fn a_complete_last_line_without_its_newline_is_uploaded() {
+    let w = World::new();
+    w.fs.write(&transcript(), text_open(&msgs(1..=3)));
+    let mut engine = w.started();
+    let report = sync(&mut engine);
+    assert_eq!(report.lines, 3);
+    assert_eq!(w.held(&transcript_name()), msgs(1..=3));
+    assert_eq!(lines_synced(&engine, &transcript_name()), 3);
+    w.server.clear_requests();
+    assert_eq!(sync(&mut engine).lines, 0);
+    assert!(w.server.chunks().is_empty(), "nothing sent twice");
+}
+
+#[test]
+fn an_agent_file_ending_without_its_newline_is_uploaded_too() {
+    let w = World::new();
+    w.fs.write(&transcript(), text(&[msg(1), agent_ref("a1b2c3d")]));
+    let agent = format!("{}/agent-a1b2c3d.jsonl", subagents_dir());
+    w.fs.write(&agent, text_open(&msgs(10..=12)));
+    sync(&mut w.started());
+    assert_eq!(w.held("agent-a1b2c3d.jsonl"), msgs(10..=12));
+}
+
+#[test]
+fn the_newline_arriving_later_closes_the_line_already_sent() {
+    for restart in RESTARTS {
+        let w = World::new();
+        w.fs.write(&transcript(), text_open(&msgs(1..=3)));
+        let mut engine = with_state(&w);
+        assert_eq!(sync(&mut engine).lines, 3);
+        w.fs.append(&transcript(), "\n");
+        let mut engine = restart.next(&w, engine);
+        assert_eq!(sync(&mut engine).lines, 0, "{restart:?}: no empty line");
+        assert_eq!(spans(&w.server.chunks()), [(1, 3)], "{restart:?}");
+        // And the next record after it is line 4, whichever process reads it.
+        w.fs.append(&transcript(), text(&msgs(4..=4)));
+        let mut engine = restart.next(&w, engine);
+        assert_eq!(sync(&mut engine).lines, 1, "{restart:?}");
+        assert_eq!(spans(&w.server.chunks()), [(1, 3), (4, 1)], "{restart:?}");
+        assert_eq!(w.held(&transcript_name()), msgs(1..=4), "{restart:?}");
+    }
+}
+
+#[test]
+fn the_next_record_after_a_newline_is_stored_after_the_open_line() {
+    for restart in RESTARTS {
+        let w = World::new();
+        w.fs.write(&transcript(), text_open(&msgs(1..=2)));
+        let mut engine = with_state(&w);
+        sync(&mut engine);
+        // Cursor style: the newline comes with the next record, which
+        // itself ends the file without one.
+        w.fs.append(&transcript(), format!("\n{}", msg(3)));
+        let mut engine = restart.next(&w, engine);
+        assert_eq!(sync(&mut engine).lines, 1, "{restart:?}");
+        w.fs.append(&transcript(), format!("\n{}\n{}\n", msg(4), msg(5)));
+        let mut engine = restart.next(&w, engine);
+        assert_eq!(sync(&mut engine).lines, 2, "{restart:?}");
+        assert_eq!(
+            spans(&w.server.chunks()),
+            [(1, 2), (3, 1), (4, 2)],
+            "{restart:?}"
+        );
+        assert_eq!(w.held(&transcript_name()), msgs(1..=5), "{restart:?}");
+    }
+}
+
+#[test]
+fn a_record_half_written_after_the_open_line_waits_then_goes_up_once() {
+    for restart in RESTARTS {
+        let w = World::new();
+        w.fs.write(&transcript(), text_open(&msgs(1..=2)));
+        let mut engine = with_state(&w);
+        sync(&mut engine);
+        let third = msg(3);
+        let (head, rest) = third.split_at(20);
+        w.fs.append(&transcript(), format!("\n{head}"));
+        let mut engine = restart.next(&w, engine);
+        assert_eq!(sync(&mut engine).lines, 0, "{restart:?}: half a record");
+        w.fs.append(&transcript(), rest);
+        let mut engine = restart.next(&w, engine);
+        assert_eq!(sync(&mut engine).lines, 1, "{restart:?}");
+        assert_eq!(w.held(&transcript_name()), msgs(1..=3), "{restart:?}");
+        assert_eq!(spans(&w.server.chunks()), [(1, 2), (3, 1)], "{restart:?}");
+    }
+}
+
+#[test]
+fn a_bare_number_tail_is_not_complete_until_its_newline() {
+    let w = World::new();
+    w.fs.write(&transcript(), format!("{}12", text(&msgs(1..=1))));
+    let mut engine = w.started();
+    assert_eq!(sync(&mut engine).lines, 1, "`12` may be the start of `123`");
+    w.fs.append(&transcript(), "3\n");
+    assert_eq!(sync(&mut engine).lines, 1);
+    assert_eq!(w.held(&transcript_name()), [msg(1), "123".to_string()]);
+}
+
+#[test]
+fn bytes_written_onto_a_line_already_sent_are_refused_not_mixed_in() {
+    for restart in [Restart::SameSession, Restart::WithCheckpoint] {
+        let w = World::new();
+        w.fs.write(&transcript(), text_open(&msgs(1..=2)));
+        let mut engine = with_state(&w);
+        sync(&mut engine);
+        w.fs.append(&transcript(), format!("{}\n", msg(3)));
+        let mut engine = restart.next(&w, engine);
+        let report = engine.sync_all().unwrap();
+        assert_eq!(report.failed.len(), 1, "{restart:?}");
+        let error = &report.failed[0].error;
+        assert_eq!(error.kind, ErrorKind::InvalidInput);
+        assert!(
+            error.message.contains("line 2") && error.message.contains("without a newline"),
+            "{}",
+            error.message
+        );
+        assert!(!error.message.contains('\n'));
+        assert_eq!(w.held(&transcript_name()), msgs(1..=2), "{restart:?}");
+    }
+}
+
+#[test]
+fn a_file_rewritten_below_an_open_line_is_refused() {
+    for restart in [Restart::SameSession, Restart::WithCheckpoint] {
+        let w = World::new();
+        w.fs.write(&transcript(), text_open(&msgs(1..=3)));
+        let mut engine = with_state(&w);
+        sync(&mut engine);
+        let mut other = msgs(1..=3);
+        other[1] = msg(20);
+        other.push(msg(4));
+        w.fs.write(&transcript(), text(&other));
+        let mut engine = restart.next(&w, engine);
+        let report = engine.sync_all().unwrap();
+        assert_eq!(report.failed.len(), 1, "{restart:?}");
+        assert!(
+            report.failed[0].error.message.contains("rewritten"),
+            "{}",
+            report.failed[0].error.message
+        );
+        assert_eq!(w.held(&transcript_name()), msgs(1..=3), "{restart:?}");
+    }
+}
+
+#[test]
+fn a_checkpoint_at_an_open_line_resumes_without_rereading() {
+    let w = World::new();
+    let lines = msgs(1..=20_000);
+    w.fs.write(&transcript(), text_open(&lines));
+    sync(&mut with_state(&w));
+    w.fs.append(&transcript(), format!("\n{}", msg(20_001)));
+    w.fs.reset_counters();
+    let report = sync(&mut with_state(&w));
+    assert_eq!(report.lines, 1);
+    let read = w.fs.bytes_read();
+    assert!(read < 64 * 1024, "a restart read {read} bytes");
+    assert_eq!(w.held(&transcript_name()), msgs(1..=20_001));
+}
+
 #[test]
 fn appending_after_restart_uploads_only_new_lines() {
     let w = World::new();

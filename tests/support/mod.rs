@@ -3,6 +3,7 @@
 //! byte-for-byte comparisons.
 
 pub mod hostile;
+pub mod last_line;
 pub mod providers;
 
 use confab_host::backend::{Backend, BackendConfig, RequestRecord};

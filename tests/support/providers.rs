@@ -147,6 +147,17 @@ pub fn start_with(
     Synced { instance, session }
 }
 
+/// Every record of the file as the backend stores it: the source's bytes,
+/// with the one final `\n` the source may lack (Cursor writes none after
+/// its last record, and a last line that is a whole JSON record goes up).
+pub fn records_with_final_newline(file: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(file).unwrap();
+    if bytes.last().is_some_and(|&b| b != b'\n') {
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
 /// The file's complete lines (up to its last newline).
 pub fn complete_lines(file: &Path) -> Vec<u8> {
     let source = std::fs::read(file).unwrap();
@@ -156,8 +167,8 @@ pub fn complete_lines(file: &Path) -> Vec<u8> {
     }
 }
 
-/// Assert that `provider`'s session holds exactly the file's complete
-/// lines under `name`.
+/// Assert that `provider`'s session holds exactly the file's records under
+/// `name` (see [`records_with_final_newline`]).
 pub fn assert_stored_as(
     backend: &Backend,
     provider: &str,
@@ -165,7 +176,7 @@ pub fn assert_stored_as(
     name: &str,
     file: &Path,
 ) {
-    let want = complete_lines(file);
+    let want = records_with_final_newline(file);
     let stored = backend
         .file_of(provider, external_id, name)
         .unwrap_or_default();

@@ -125,7 +125,12 @@ export declare class SyncSession {
   readonly grantedFolder: string;
   /** Create or resume the session on the backend; resolves to the backend's session id. */
   init(): Promise<string>;
-  /** Upload every new complete line of the transcript and its subagent files. */
+  /**
+   * Upload every new complete line of the transcript and its subagent files.
+   * A last line without its newline is complete when it is one JSON object or
+   * array (the backend then stores a final newline the file lacks); else it
+   * waits for its newline.
+   */
   syncAll(): Promise<SyncReport>;
   /** e.g. `sendEvent("session_end", hookInput)`; timestamp defaults to now. */
   sendEvent(eventType: string, payload?: object | string, timestamp?: Date | string): Promise<void>;

@@ -405,7 +405,8 @@ export class SyncSession {
 
   /**
    * Upload every new complete line of the transcript and of its subagent
-   * files. Resolves to the report (counts as numbers); files that failed are
+   * files (a last line without its newline counts when it is one JSON
+   * object or array). Resolves to the report (counts as numbers); files that failed are
    * in `report.failed`, each with `{ code, message }`.
    */
   async syncAll() {
