@@ -5,6 +5,7 @@
 pub mod hostile;
 pub mod last_line;
 pub mod providers;
+pub mod scenarios;
 
 use confab_host::backend::{Backend, BackendConfig, RequestRecord};
 pub use confab_host::sandbox::{
