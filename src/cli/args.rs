@@ -6,7 +6,7 @@
 pub enum Command {
     /// init + sync-all once.
     Sync(SyncArgs),
-    /// Read a Claude Code hook JSON on stdin and sync the session it names.
+    /// Read an agent's hook JSON on stdin and sync the session it names.
     Hook(CommonArgs),
     /// Sync every interval until the file is idle or the session ended.
     Watch {
@@ -54,7 +54,7 @@ incrementally.
 
 USAGE:
     <runner> sync <transcript.jsonl> [--provider NAME] [--external-id ID] [--cwd DIR] [--json]
-    <runner> hook                      (Claude Code hook: JSON on stdin)
+    <runner> hook                      (Claude Code, Codex or Cursor hook: JSON on stdin)
     <runner> watch <transcript.jsonl> [--interval-ms N] [--idle-exit-ms N]
     <runner> validate
     <runner> help | --help             (every command also takes --help)
@@ -98,9 +98,14 @@ sync <transcript.jsonl> [--provider NAME] [--external-id ID] [--cwd DIR] [--json
 
 pub const HOOK_HELP: &str = "\
 hook
-    Read a Claude Code hook input ({\"session_id\", \"transcript_path\", \"cwd\",
-    \"hook_event_name\", ...}) on stdin and sync that session. On SessionEnd
-    it also sends a session_end event with the hook input as payload.
+    Read a hook input on stdin and sync the session it names: Claude Code's
+    ({\"session_id\", \"transcript_path\", \"cwd\", \"hook_event_name\", ...}),
+    Codex's (the same fields; a SessionStart for a spawned thread syncs its
+    root's session, and Stop, fired after every turn, is no session end) or
+    Cursor's ({\"conversation_id\", \"workspace_roots\", ...}; with no
+    transcript_path the transcript is found under $HOME/.cursor/projects/).
+    On Claude Code's SessionEnd and Cursor's sessionEnd it also sends a
+    session_end event with the hook input as payload.
     Prints nothing on stdout (unless --json), always exits 0, and gives up
     within about 10 seconds when the backend cannot be reached.";
 

@@ -146,7 +146,7 @@ impl Codex {
         let Some(path) = self.index_path() else {
             return;
         };
-        let Some(bytes) = fs.read_small(&path, MAX_INDEX_BYTES) else {
+        let Some(bytes) = read_whole(fs, &path, MAX_INDEX_BYTES) else {
             return;
         };
         if let Ok(index) = serde_json::from_slice::<RolloutIndex>(&bytes) {
@@ -223,6 +223,27 @@ impl Codex {
         out.sort();
         out
     }
+}
+
+/// A whole file of at most `max` bytes, in a buffer of its size
+/// (`read_small` allocates `max` up front: 64 MiB for an index of 1).
+fn read_whole<F: FileSystem>(fs: &F, path: &str, max: usize) -> Option<Vec<u8>> {
+    let file = fs.open(path).ok()?;
+    let size = usize::try_from(file.stat().ok()?.size).ok()?;
+    if size > max {
+        return None;
+    }
+    let mut buf = vec![0u8; size];
+    let mut filled = 0;
+    while filled < size {
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(filled);
+    Some(buf)
 }
 
 /// `<x>/sessions` for a rollout in `<x>/sessions/YYYY/MM/DD/`, else the folder itself.
