@@ -190,6 +190,10 @@ pub fn assert_stored_as(
     );
 }
 
+fn is_leap(year: u64) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
 /// `2026-12-01T22:35:00Z` of a file's modification time.
 pub fn mtime_rfc3339(path: &Path) -> String {
     let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
@@ -202,7 +206,7 @@ pub fn mtime_rfc3339(path: &Path) -> String {
     let mut year = 1970u64;
     let mut day = days;
     loop {
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let leap = is_leap(year);
         let len = if leap { 366 } else { 365 };
         if day < len {
             break;
@@ -210,7 +214,7 @@ pub fn mtime_rfc3339(path: &Path) -> String {
         day -= len;
         year += 1;
     }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let leap = is_leap(year);
     let months = [
         31,
         if leap { 29 } else { 28 },
