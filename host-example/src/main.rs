@@ -354,10 +354,13 @@ fn run_component(
                 first_line(&e.root_cause().to_string())
             ))
         })?;
-    if let (true, Some(backend), Some(id)) = (ok, &local, external_id) {
+    if let (true, Some(backend), true) = (ok, &local, transcript.is_some()) {
+        // Claude Code's sessions sit at <mirror>/<id>/; the others' under
+        // <mirror>/~<provider>/<id>/, their id the provider's (Codex: the root thread's).
+        let folder = external_id.map_or_else(|| host.mirror.clone(), |id| host.mirror.join(id));
         let said = format!(
             "mirrored into {} (embedded local backend on {})",
-            host.mirror.join(id).display(),
+            folder.display(),
             backend.url()
         );
         eprintln!("{}", guard.hide(&said));

@@ -93,7 +93,7 @@ impl SessionConfig {
         }
         if !self.transcript_path.ends_with(".jsonl") {
             return Err(SyncError::config(format!(
-                "the transcript path must name a .jsonl file: {}",
+                "the transcript path must name a .jsonl file of a supported agent (claude-code, codex, cursor): {}",
                 self.transcript_path
             )));
         }
