@@ -254,6 +254,49 @@ fn records_appended_newline_first_are_each_stored_once() {
     assert_eq!(stored.iter().filter(|&&b| b == b'\n').count(), 4);
 }
 
+/// The component is built with only the zstd block compressors its level
+/// uses (`.cargo/config.toml`): its chunk bodies must come out exactly as
+/// the whole library, natively, compresses them with the same settings.
+#[test]
+fn chunk_bodies_are_compressed_as_the_whole_zstd_library_does() {
+    use confab_host::backend::BackendConfig;
+    use zstd::zstd_safe::CParameter;
+    let backend = Backend::start(BackendConfig {
+        api_keys: vec![KEY.to_string()],
+        record_bodies: true,
+        ..BackendConfig::default()
+    })
+    .expect("backend");
+    let ws = Workspace::new();
+    let transcript = ws.copy_session(SESSION_A);
+    let report = Synced::start(&backend, config(&backend, &transcript)).sync();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let mut native = zstd::bulk::Compressor::new(3).unwrap();
+    native.set_parameter(CParameter::WindowLog(23)).unwrap();
+    native
+        .set_parameter(CParameter::EnableLongDistanceMatching(true))
+        .unwrap();
+    let requests = backend.requests();
+    let compressed: Vec<_> = chunks(&requests)
+        .into_iter()
+        .filter(|r| r.content_encoding.as_deref() == Some("zstd"))
+        .collect();
+    assert!(
+        compressed.len() >= 3,
+        "{} compressed chunks",
+        compressed.len()
+    );
+    for r in compressed {
+        let expected = native.compress(&r.body).unwrap();
+        assert_eq!(
+            r.wire_bytes,
+            expected.len(),
+            "a {}-byte body: the component's frame differs from the library's",
+            r.body.len()
+        );
+    }
+}
+
 fn a_fresh_instance_resumes_from_the_servers_state_without_duplicates(f: SessionFixture) {
     let backend = backend();
     f.start(&backend, None).sync();

@@ -1,7 +1,9 @@
 //! The WIT exports (`confab:sync/engine`), mapping WIT types to the core's
 //! and back. One `sync-session` resource wraps one core [`Engine`].
 
-use super::{WasiClock, WasiFs, WasiHttp};
+use super::run::{BoundedClock, BoundedHttp};
+use super::WasiFs;
+use crate::cli::commands::Timeouts;
 use crate::core::api_key::KeyGuard;
 use crate::core::config::{RedactionPattern, RedactionSettings, SessionConfig};
 use crate::core::engine::{self, Engine};
@@ -20,7 +22,8 @@ use confab::sync::types::{
 };
 use exports::confab::sync::engine::{Guest, GuestSyncSession, SyncSession as SyncSessionHandle};
 
-type WasiEngine = Engine<WasiFs, WasiHttp, WasiClock>;
+/// The command's engine type (see [`BoundedHttp`]), here without a deadline.
+type WasiEngine = Engine<WasiFs, BoundedHttp, BoundedClock>;
 
 struct Component;
 
@@ -49,8 +52,8 @@ impl GuestSyncSession for SyncSession {
         let engine = Engine::new(
             core_config(config),
             WasiFs::new(),
-            WasiHttp::default(),
-            WasiClock,
+            BoundedHttp::unbounded(Timeouts::NORMAL),
+            BoundedClock::UNBOUNDED,
         )
         .map_err(|e| wit_error(e, &guard))?;
         Ok(SyncSessionHandle::new(SyncSession {

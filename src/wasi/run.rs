@@ -90,8 +90,10 @@ impl Platform for WasiPlatform {
 }
 
 /// `wasi:http` with the platform's deadline: each request gets at most the
-/// time left, and none starts once it has passed.
-struct BoundedHttp {
+/// time left, and none starts once it has passed. The WIT export's engine
+/// uses it too, without a deadline: one engine type, so the component holds
+/// one copy of the engine's code, not two (40 KB).
+pub(super) struct BoundedHttp {
     timeouts: Timeouts,
     deadline: Option<Deadline>,
     /// What went wrong last, to say why the deadline was reached (shared
@@ -100,6 +102,15 @@ struct BoundedHttp {
 }
 
 impl BoundedHttp {
+    /// With the timeouts of each request only (a host bounds its calls itself).
+    pub(super) fn unbounded(timeouts: Timeouts) -> Self {
+        BoundedHttp {
+            timeouts,
+            deadline: None,
+            last_error: Rc::default(),
+        }
+    }
+
     /// The transport for one request: its timeouts capped to the time
     /// left; an error once the deadline has passed.
     fn for_now(&self) -> Result<WasiHttp, TransportError> {
@@ -161,8 +172,13 @@ fn note_error(slot: &RefCell<Option<String>>, result: &Result<HttpResponse, Tran
 }
 
 /// The WASI clock; with a deadline, no wait lasts beyond it.
-struct BoundedClock {
+pub(super) struct BoundedClock {
     deadline: Option<Deadline>,
+}
+
+impl BoundedClock {
+    /// Waits as long as asked (the WIT export's engine).
+    pub(super) const UNBOUNDED: BoundedClock = BoundedClock { deadline: None };
 }
 
 impl Clock for BoundedClock {
