@@ -104,6 +104,92 @@ fn wasmtime_run_syncs_a_codex_session_with_the_sessions_folder_granted() {
 }
 
 #[test]
+fn wasmtime_run_stores_every_codex_fixture_session_byte_for_byte() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let sessions = ws.copy_codex_sessions();
+    let all = rollouts(&sessions);
+    let roots: Vec<_> = all.iter().filter(|p| parent_of(p).is_none()).collect();
+    assert_eq!(roots.len(), 7);
+    for root in roots {
+        let thread = session_meta(root)["id"].as_str().unwrap().to_string();
+        let done = wasmtime_run(
+            &[&sessions],
+            &env_for(&backend.url()),
+            &["sync", root.to_str().unwrap()],
+            b"",
+        );
+        assert_eq!(done.code(), Some(0), "{thread}: {}", done.stderr_text());
+        let members: Vec<_> = all
+            .iter()
+            .filter(|p| *p == root || parent_of(p).as_deref() == Some(thread.as_str()))
+            .collect();
+        let mut names: Vec<String> = members.iter().map(|p| base_name(p)).collect();
+        names.sort();
+        assert_eq!(backend.file_names(&thread), names, "{thread}");
+        for file in members {
+            assert_stored_as(&backend, "codex", &thread, &base_name(file), file);
+        }
+        let snapshot = backend.session_of("codex", &thread).unwrap();
+        assert_eq!(snapshot.codex_rollouts.len(), names.len(), "{thread}");
+        assert_eq!(
+            snapshot.chunk_metadata["first_user_message"].as_str(),
+            codex_first_user_message(root).as_deref(),
+            "{thread}"
+        );
+    }
+}
+
+#[test]
+fn wasmtime_run_syncs_a_nested_cursor_conversation_with_its_subagents() {
+    let backend = backend();
+    let ws = Workspace::new();
+    let flat = ws.copy_cursor_projects();
+    let id = CURSOR_IDS[2];
+    let dir = flat.join(id);
+    std::fs::create_dir_all(dir.join("subagents")).unwrap();
+    let transcript = dir.join(format!("{id}.jsonl"));
+    std::fs::rename(flat.join(format!("{id}.jsonl")), &transcript).unwrap();
+    std::fs::rename(
+        flat.join(format!("{id}.txt")),
+        dir.join(format!("{id}.txt")),
+    )
+    .unwrap();
+    let sub = dir
+        .join("subagents")
+        .join(format!("{}.jsonl", CURSOR_IDS[1]));
+    std::fs::copy(flat.join(format!("{}.jsonl", CURSOR_IDS[1])), &sub).unwrap();
+    std::fs::write(
+        dir.join("subagents").join(format!("{}.txt", CURSOR_IDS[1])),
+        b"twin",
+    )
+    .unwrap();
+    let done = wasmtime_run(
+        &[&dir],
+        &env_for(&backend.url()),
+        &["sync", transcript.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(done.code(), Some(0), "{}", done.stderr_text());
+    let sub_name = format!("subagents/{}.jsonl", CURSOR_IDS[1]);
+    let mut names = vec![format!("{id}.jsonl"), sub_name.clone()];
+    names.sort();
+    assert_eq!(backend.file_names(id), names, "no .txt twin goes up");
+    // The transcript is one record without its newline: stored whole.
+    assert_stored_as(&backend, "cursor", id, &format!("{id}.jsonl"), &transcript);
+    assert_stored_as(&backend, "cursor", id, &sub_name, &sub);
+    let snapshot = backend.session_of("cursor", id).unwrap();
+    assert_eq!(snapshot.file_types[&sub_name], "agent");
+    let first = snapshot.chunk_metadata["first_user_message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !first.is_empty() && !first.contains("<user_query>"),
+        "{first}"
+    );
+}
+
+#[test]
 fn wasmtime_run_syncs_a_cursor_conversation_and_its_chats_title() {
     let backend = backend();
     let ws = Workspace::new();
