@@ -183,11 +183,20 @@ impl Codex {
     }
 
     /// List the sessions folder (its year, month and day folders) and read
-    /// the first line of every rollout not in the index yet.
+    /// the first line of every rollout not in the index yet. Rollouts gone
+    /// from the folder leave the index: a descendant deleted before it was
+    /// uploaded is not looked for.
     fn scan<F: FileSystem>(&mut self, fs: &F) {
         self.scanned_this_sync = true;
         let mut rels = Vec::new();
-        list_rollouts(fs, &self.sessions_root, "", 0, &mut rels);
+        if list_rollouts(fs, &self.sessions_root, "", 0, &mut rels) {
+            let present: BTreeSet<&str> = rels.iter().map(String::as_str).collect();
+            let before = self.index.rollouts.len();
+            self.index
+                .rollouts
+                .retain(|rel, _| present.contains(rel.as_str()));
+            self.index_dirty |= self.index.rollouts.len() != before;
+        }
         for rel in rels {
             if self.index.rollouts.contains_key(&rel) {
                 continue;
@@ -262,20 +271,21 @@ fn sessions_root_of(dir: &str) -> String {
 
 /// Rollout files under `dir`: `rollout-*.jsonl` at any level, descending
 /// only into all-digit folders (years, months, days), at most three deep.
+/// Whether `dir` itself could be listed.
 fn list_rollouts<F: FileSystem>(
     fs: &F,
     base: &str,
     rel: &str,
     depth: usize,
     out: &mut Vec<String>,
-) {
+) -> bool {
     let dir = if rel.is_empty() {
         base.to_string()
     } else {
         discovery::join(base, rel)
     };
     let Some(names) = fs.list_dir(&dir).ok().flatten() else {
-        return;
+        return false;
     };
     for name in names {
         let child = if rel.is_empty() {
@@ -289,6 +299,7 @@ fn list_rollouts<F: FileSystem>(
             list_rollouts(fs, base, &child, depth + 1, out);
         }
     }
+    true
 }
 
 pub fn is_rollout_name(name: &str) -> bool {

@@ -290,3 +290,35 @@ fn session_meta_fields_and_limits() {
     assert_eq!(sessions_root_of("/tmp/x"), "/tmp/x");
     assert!(is_uuid(ROOT) && !is_uuid("019ce3fb-1087-7980-8f92-8d0171aaea6"));
 }
+
+#[test]
+fn a_descendant_deleted_before_it_went_up_is_no_longer_looked_for() {
+    let fs = world();
+    let server = FakeServer::new();
+    let late = "019ce430-0000-7000-8000-000000000004";
+    let path = rollout_path("2026/03/14", late);
+    // Known to the index from a scan, then deleted before it was synced.
+    fs.write(&path, format!("{}\n", meta_line(late, Some(ROOT))));
+    let mut probe = Codex::for_session(
+        &fs,
+        &mut config(&rollout_path("2026/03/12", ROOT), Some(STATE)),
+    );
+    probe.scan(&fs);
+    assert!(probe.descendants().iter().any(|r| r.contains(late)));
+    let mut report = SyncReport::default();
+    probe.after_sync(&fs, Some(STATE), &mut report);
+    fs.remove(&path);
+    // A new process loads the index that still names it.
+    let mut e = engine(&fs, &server, &rollout_path("2026/03/12", ROOT), Some(STATE));
+    let report = e.sync_all().unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(!report.files.iter().any(|f| f.name.contains(late)));
+    let restarted = Codex::for_session(
+        &fs,
+        &mut config(&rollout_path("2026/03/12", ROOT), Some(STATE)),
+    );
+    assert!(
+        !restarted.index.rollouts.keys().any(|r| r.contains(late)),
+        "pruned from the saved index"
+    );
+}
