@@ -58,29 +58,67 @@ fn lines_of(path: &std::path::Path) -> usize {
         .count()
 }
 
-#[test]
-fn a_second_sync_with_no_change_uploads_nothing() {
+// ---------------------------------------------------------------------------
+// Scenarios run over every provider: a session of each (Claude Code's
+// SESSION_B, Codex's root with its three subagents, a Cursor conversation
+// with two subagents and no final newline), see `confab_e2e::scenarios`.
+
+use confab_e2e::scenarios::SessionFixture;
+
+/// One `mod <provider>` of `#[test]`s per provider, each running the
+/// scenario function of the same name on that provider's session.
+macro_rules! scenarios_for {
+    ($provider:ident: $($scenario:ident),* $(,)?) => {
+        mod $provider {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(confab_e2e::scenarios::$provider());
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! over_every_provider {
+    ($($scenario:ident),* $(,)?) => {
+        scenarios_for!(claude_code: $($scenario),*);
+        scenarios_for!(codex: $($scenario),*);
+        scenarios_for!(cursor: $($scenario),*);
+    };
+}
+
+over_every_provider!(
+    a_second_sync_with_no_change_uploads_nothing,
+    appending_lines_uploads_exactly_them_as_one_contiguous_chunk,
+    a_half_written_last_line_waits_for_its_newline,
+    a_fresh_instance_resumes_from_the_servers_state_without_duplicates,
+    a_last_record_without_its_newline_is_stored_and_closed_by_the_next,
+    planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical,
+);
+
+fn a_second_sync_with_no_change_uploads_nothing(f: SessionFixture) {
     let backend = backend();
-    let ws = Workspace::new();
-    let transcript = ws.copy_session(SESSION_A);
-    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    let mut s = f.start(&backend, None);
     assert!(s.sync().lines > 0);
+    f.assert_all_stored(&backend);
     backend.clear_requests();
     let again = s.sync();
     assert_eq!((again.lines, again.chunks), (0, 0));
     assert!(chunks(&backend.requests()).is_empty());
 }
 
-#[test]
-fn appending_lines_uploads_exactly_them_as_one_contiguous_chunk() {
+fn appending_lines_uploads_exactly_them_as_one_contiguous_chunk(f: SessionFixture) {
     let backend = backend();
-    let ws = Workspace::new();
-    let transcript = ws.copy_session(SESSION_B);
-    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    let mut s = f.start(&backend, None);
     s.sync();
-    let before = lines_of(&transcript) as u64;
+    let before = f.records();
     backend.clear_requests();
-    append(&transcript, b"{\"type\":\"assistant\",\"n\":1}\n{\"type\":\"assistant\",\"n\":2}\n{\"type\":\"assistant\",\"n\":3}\n");
+    f.append_records(&[
+        "{\"type\":\"assistant\",\"n\":1}",
+        "{\"type\":\"assistant\",\"n\":2}",
+        "{\"type\":\"assistant\",\"n\":3}",
+    ]);
     let report = s.sync();
     assert_eq!(report.lines, 3);
     let requests = backend.requests();
@@ -88,33 +126,28 @@ fn appending_lines_uploads_exactly_them_as_one_contiguous_chunk() {
     assert_eq!(sent.len(), 1, "one chunk for the new lines");
     let chunk = sent[0].chunk.as_ref().unwrap();
     assert_eq!((chunk.first_line, chunk.line_count), (before + 1, 3));
-    assert_eq!(chunk.file_name, format!("{SESSION_B}.jsonl"));
-    assert_stored(&backend, SESSION_B, &transcript);
+    assert_eq!(chunk.file_name, f.transcript_name());
+    f.assert_all_stored(&backend);
 }
 
-#[test]
-fn a_half_written_last_line_waits_for_its_newline() {
+fn a_half_written_last_line_waits_for_its_newline(f: SessionFixture) {
     let backend = backend();
-    let ws = Workspace::new();
-    let transcript = ws.copy_file("short.jsonl", "half.jsonl");
-    let mut s = Synced::start(&backend, config(&backend, &transcript));
+    let mut s = f.start(&backend, None);
     s.sync();
-    append(
-        &transcript,
-        b"{\"type\":\"assistant\",\"message\":{\"content\":\"half",
-    );
+    let held = f.stored(&backend, f.transcript_name());
+    f.append(b"{\"type\":\"assistant\",\"message\":{\"content\":\"half");
     assert_eq!(
         s.sync().lines,
         0,
         "a line without its newline is not uploaded"
     );
-    assert_stored(&backend, "half", &transcript);
-    append(&transcript, b" done\"}}\n");
+    assert_eq!(f.stored(&backend, f.transcript_name()), held);
+    append(&f.transcript, b" done\"}}\n");
     assert_eq!(s.sync().lines, 1);
-    assert_stored(&backend, "half", &transcript);
+    f.assert_all_stored(&backend);
     assert_eq!(
-        backend.file("half", "half.jsonl").unwrap(),
-        std::fs::read(&transcript).unwrap()
+        f.stored(&backend, f.transcript_name()),
+        std::fs::read(&f.transcript).unwrap()
     );
 }
 
@@ -126,43 +159,41 @@ enum Later {
     FreshWithoutCheckpoint,
 }
 
-/// A Claude Code transcript whose last complete record has no newline (as
-/// Cursor writes every file): stored with that one `\n` added. Then the
-/// newline and the next record arrive: stored exactly the file's lines,
-/// nothing doubled, whether the same session, a fresh process with its
-/// checkpoint or one with only the backend's line counts syncs them.
-#[test]
-fn a_last_record_without_its_newline_is_stored_and_closed_by_the_next() {
-    use confab_e2e::last_line::{assert_stored_adding_final_newline, start_with_state};
-    let backend = backend();
+/// A transcript whose last complete record has no newline (as Cursor
+/// writes every file): stored with that one `\n` added. Then the newline
+/// and the next record arrive: stored exactly the file's lines, nothing
+/// doubled, whether the same session, a fresh process with its checkpoint
+/// or one with only the backend's line counts syncs them.
+fn a_last_record_without_its_newline_is_stored_and_closed_by_the_next(f: SessionFixture) {
     let record =
         b"{\"type\":\"assistant\",\"uuid\":\"after-open\",\"message\":{\"content\":\"next\"}}";
+    let original = std::fs::read(&f.transcript).unwrap();
     for later in [
         Later::SameSession,
         Later::FreshWithCheckpoint,
         Later::FreshWithoutCheckpoint,
     ] {
-        let ws = Workspace::new();
-        let state = Workspace::new();
-        let id = format!("open-{later:?}").to_lowercase();
-        let mut source = std::fs::read(fixtures().join("short.jsonl")).unwrap();
-        assert_eq!(source.pop(), Some(b'\n'));
-        assert!(!source.ends_with(b"\n"));
-        let transcript = ws.write(&format!("{id}.jsonl"), &source);
-        let lines = lines_of(&transcript) as u64 + 1;
+        let backend = backend();
+        std::fs::write(&f.transcript, &original).unwrap();
+        f.drop_final_newline();
+        let state = f.state_dir(&format!("state-{later:?}"));
+        let lines = f.records();
         let start = || match later {
-            Later::FreshWithoutCheckpoint => Synced::start(&backend, config(&backend, &transcript)),
-            _ => start_with_state(&backend, config(&backend, &transcript), &state.path()),
+            Later::FreshWithoutCheckpoint => f.start(&backend, None),
+            _ => f.start(&backend, Some(&state)),
         };
         let mut s = start();
         let report = s.sync();
         assert!(report.failed.is_empty(), "{later:?}: {:?}", report.failed);
-        assert_eq!(report.lines, lines, "{later:?}: the last record went up");
-        assert_stored_adding_final_newline(&backend, &id, &transcript);
+        assert_eq!(
+            report.files[0].lines_synced, lines,
+            "{later:?}: the last record went up"
+        );
+        f.assert_all_stored(&backend);
         assert_eq!(s.sync().lines, 0, "{later:?}: nothing sent twice");
 
         backend.clear_requests();
-        append(&transcript, &[b"\n", &record[..], b"\n"].concat());
+        append(&f.transcript, &[b"\n", &record[..], b"\n"].concat());
         let mut s = match later {
             Later::SameSession => s,
             _ => start(),
@@ -179,15 +210,15 @@ fn a_last_record_without_its_newline_is_stored_and_closed_by_the_next() {
             (lines + 1, 1),
             "{later:?}"
         );
-        assert_stored(&backend, &id, &transcript);
+        f.assert_all_stored(&backend);
         assert_eq!(
-            backend.file(&id, &format!("{id}.jsonl")).unwrap(),
-            std::fs::read(&transcript).unwrap(),
+            f.stored(&backend, f.transcript_name()),
+            std::fs::read(&f.transcript).unwrap(),
             "{later:?}: byte for byte once the source has its newline"
         );
         if matches!(later, Later::FreshWithCheckpoint) {
             assert!(
-                std::fs::read_dir(state.path()).unwrap().count() > 0,
+                std::fs::read_dir(&state).unwrap().count() > 0,
                 "no checkpoint in the state folder"
             );
         }
@@ -266,27 +297,19 @@ fn chunk_bodies_are_compressed_as_the_whole_zstd_library_does() {
     }
 }
 
-#[test]
-fn a_fresh_instance_resumes_from_the_servers_state_without_duplicates() {
+fn a_fresh_instance_resumes_from_the_servers_state_without_duplicates(f: SessionFixture) {
     let backend = backend();
-    let ws = Workspace::new();
-    let transcript = ws.copy_session(SESSION_A);
-    Synced::start(&backend, config(&backend, &transcript)).sync();
-    let before = lines_of(&transcript) as u64;
-    append(
-        &transcript,
-        b"{\"type\":\"assistant\",\"after\":\"restart\"}\n",
-    );
+    f.start(&backend, None).sync();
+    let before = f.records();
+    f.append_records(&["{\"type\":\"assistant\",\"after\":\"restart\"}"]);
     backend.clear_requests();
-    let report = Synced::start(&backend, config(&backend, &transcript)).sync();
+    let report = f.start(&backend, None).sync();
     assert_eq!(report.lines, 1);
     let requests = backend.requests();
     let sent = chunks(&requests);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].chunk.as_ref().unwrap().first_line, before + 1);
-    for file in session_files(&transcript) {
-        assert_stored(&backend, SESSION_A, &file);
-    }
+    f.assert_all_stored(&backend);
 }
 
 #[test]
@@ -657,23 +680,24 @@ fn stats_reset_and_github_links() {
     );
 }
 
-#[test]
-fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical() {
+/// Secrets planted in the transcript's lines (every few lines, among real
+/// ones) never reach the backend; every other line arrives byte for byte.
+fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical(f: SessionFixture) {
     let backend = backend();
-    let ws = Workspace::new();
-    let transcript = ws.copy_session(SESSION_B);
     let secrets = [
         "AKIAIOSFODNN7EXAMPLE",
         "ghp_0123456789abcdefghijABCDEFGHIJ012345",
         "hunter2-is-my-password",
         "cfb_ZZZZ-ZZZZZ_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
     ];
-    let source = std::fs::read(&transcript).unwrap();
+    let source = std::fs::read(&f.transcript).unwrap();
+    let every = (f.records() as usize / 8).clamp(1, 200);
     let mut planted = Vec::new();
     let mut planted_lines = 0u64;
     for (n, line) in source.split_inclusive(|&b| b == b'\n').enumerate() {
-        planted.extend_from_slice(line);
-        if n % 200 == 0 {
+        // Before the line: the file's last line stays last (and stays
+        // without its newline when it had none).
+        if n % every == 0 {
             planted_lines += 1;
             let secret_line = format!(
                 "{{\"type\":\"user\",\"message\":{{\"role\":\"user\",\"content\":\"deploy with {} and {}\"}},\"config\":{{\"password\":\"{}\",\"key\":\"{}\"}},\"uuid\":\"planted-{n}\"}}\n",
@@ -681,26 +705,25 @@ fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical()
             );
             planted.extend_from_slice(secret_line.as_bytes());
         }
+        planted.extend_from_slice(line);
     }
-    std::fs::write(&transcript, &planted).unwrap();
-    let mut cfg = config(&backend, &transcript);
+    std::fs::write(&f.transcript, &planted).unwrap();
+    let mut cfg = f.config(&backend);
     cfg.redaction = RedactionSettings {
         enabled: true,
         use_default_patterns: true,
         patterns: vec![],
     };
-    let report = Synced::start(&backend, cfg).sync();
+    let report = f.start_with(&backend, cfg, None).sync();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let redacted: u64 = report.redactions.iter().map(|c| c.count).sum();
     assert!(
-        redacted == 4 * planted_lines,
+        redacted >= 4 * planted_lines,
         "each planted line holds 4 secrets: {:?}",
         report.redactions
     );
 
-    let stored = backend
-        .file(SESSION_B, &format!("{SESSION_B}.jsonl"))
-        .unwrap();
+    let stored = f.stored(&backend, f.transcript_name());
     let stored_lines: Vec<&[u8]> = stored
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -710,6 +733,7 @@ fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical()
         .filter(|l| !l.is_empty())
         .collect();
     assert_eq!(stored_lines.len(), source_lines.len());
+    let mut redacted_lines = 0;
     for (stored, source) in stored_lines.iter().zip(&source_lines) {
         let text = String::from_utf8_lossy(stored);
         for secret in secrets {
@@ -720,21 +744,33 @@ fn planted_secrets_never_reach_the_backend_and_other_lines_stay_byte_identical()
         }
         serde_json::from_slice::<serde_json::Value>(stored)
             .expect("every stored line is valid JSON");
-        let held_secret = secrets
-            .iter()
-            .any(|s| String::from_utf8_lossy(source).contains(s));
-        if !held_secret {
-            assert_eq!(
-                stored, source,
-                "a line without secrets must be uploaded byte-for-byte"
-            );
-        } else {
+        if stored != source {
+            redacted_lines += 1;
             assert!(text.contains("[REDACTED:"), "{text}");
         }
     }
-    // The subagent files held no secret: identical.
-    for agent in &session_files(&transcript)[1..] {
-        assert_stored(&backend, SESSION_B, agent);
+    assert!(
+        redacted_lines >= planted_lines,
+        "{redacted_lines} < {planted_lines}"
+    );
+    if f.provider == "claude-code" {
+        // SESSION_B's real lines hold no secret: only the planted ones changed.
+        assert_eq!(redacted_lines, planted_lines);
+        assert_eq!(redacted, 4 * planted_lines, "{:?}", report.redactions);
+    }
+    // The subagent files hold no planted secret: they arrive as they are,
+    // but for what the default patterns find in their real lines.
+    for (name, path) in &f.files[1..] {
+        let stored = f.stored(&backend, name);
+        let source = confab_e2e::providers::records_with_final_newline(path);
+        assert_eq!(
+            stored.iter().filter(|&&b| b == b'\n').count(),
+            source.iter().filter(|&&b| b == b'\n').count(),
+            "{name}"
+        );
+        if f.provider == "claude-code" {
+            assert_eq!(stored, source, "{name}");
+        }
     }
 }
 

@@ -119,6 +119,31 @@ fn main() {
         options.runs,
         |b, i| b.initial(&once, i, true),
     ));
+    let codex = bench.codex_corpus(largest.min(256));
+    rows.extend(bench.median(
+        &format!(
+            "Codex: initial sync of a {} MiB rollout (the Codex fixtures' lines), redaction on",
+            largest.min(256)
+        ),
+        options.runs,
+        |b, i| b.codex_initial(&codex, i),
+    ));
+    for (label, step) in [
+        (
+            "Codex: 10,000 rollouts in sessions/, first sync (every first line read)",
+            DiscoveryStep::First,
+        ),
+        (
+            "Codex: 10,000 rollouts, fresh process with the index, nothing new",
+            DiscoveryStep::NothingNew,
+        ),
+        (
+            "Codex: 10,000 rollouts, fresh process with the index, 1 new rollout",
+            DiscoveryStep::OneNew,
+        ),
+    ] {
+        rows.extend(bench.median(label, options.runs, |b, i| b.codex_discovery(i, step)));
+    }
     rows.extend(bench.median(
         "session with 50 subagent files (16 MiB)",
         options.runs,
@@ -210,7 +235,160 @@ struct Sample {
     wire_bytes: u64,
 }
 
+/// Which sync of the descendant-discovery scenario is measured.
+#[derive(Clone, Copy)]
+enum DiscoveryStep {
+    First,
+    NothingNew,
+    OneNew,
+}
+
+/// A Codex rollout file name for thread `uuid`.
+fn rollout_name(uuid: &str) -> String {
+    format!("rollout-2026-03-12T16-36-47-{uuid}.jsonl")
+}
+
 impl Bench {
+    /// Every line of the Codex fixtures, the root rollout's first (its
+    /// `session_meta` line names the thread), repeated to `mib` MiB.
+    fn codex_corpus(&self, mib: u64) -> PathBuf {
+        let path = self.work.join(format!("codex-corpus-{mib}.jsonl"));
+        if path.exists() {
+            return path;
+        }
+        let lines = self.codex_lines();
+        let target = mib << 20;
+        let mut out = Vec::with_capacity(target as usize + (1 << 20));
+        let mut n = 0usize;
+        while (out.len() as u64) < target {
+            out.extend_from_slice(&lines[n % lines.len()]);
+            n += 1;
+        }
+        std::fs::write(&path, &out).expect("write corpus");
+        path
+    }
+
+    fn codex_lines(&self) -> Vec<Vec<u8>> {
+        let sessions = self.fixtures.parent().unwrap().join("codex/sessions");
+        let mut files = Vec::new();
+        let mut dirs = vec![sessions];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("codex fixtures") {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "jsonl") {
+                    files.push(path);
+                }
+            }
+        }
+        // The root of the session with three subagents first.
+        files.sort_by_key(|p| !p.to_string_lossy().contains(CODEX_ROOT));
+        let mut lines = Vec::new();
+        for file in files {
+            let data = std::fs::read(file).unwrap();
+            lines.extend(data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
+        }
+        lines
+    }
+
+    fn codex_initial(&self, corpus: &Path, run: usize) -> Sample {
+        let backend = self.backend();
+        let day = self.work.join(format!("codex-{run}/sessions/2026/03/12"));
+        let _ = std::fs::remove_dir_all(self.work.join(format!("codex-{run}")));
+        std::fs::create_dir_all(&day).unwrap();
+        let transcript = day.join(rollout_name(CODEX_ROOT));
+        std::fs::hard_link(corpus, &transcript)
+            .or_else(|_| std::fs::copy(corpus, &transcript).map(|_| ()))
+            .unwrap();
+        let (wall, rss, report) = self.host_sync(&backend, &transcript, true, None);
+        let _ = std::fs::remove_dir_all(self.work.join(format!("codex-{run}")));
+        sample(
+            &backend,
+            wall,
+            std::fs::metadata(corpus).unwrap().len(),
+            rss,
+            &report,
+        )
+    }
+
+    /// A sessions folder of 10,000 rollouts over a year of day folders,
+    /// each holding a real first line (the fixture root's `session_meta`,
+    /// its id changed) and one more line; the root and its three subagents
+    /// among them. Built once.
+    fn codex_sessions(&self) -> PathBuf {
+        let sessions = self.work.join("codex-10k/sessions");
+        if sessions.exists() {
+            return sessions;
+        }
+        let lines = self.codex_lines();
+        let meta = String::from_utf8(lines[0].clone()).unwrap();
+        let rest = &lines[1];
+        let write = |uuid: &str, parent: Option<&str>, day: u32| {
+            let mut first = meta.replace(CODEX_ROOT, uuid);
+            if let Some(parent) = parent {
+                first = first.replacen(
+                    "\"source\":\"cli\"",
+                    &format!("\"source\":{{\"subagent\":{{\"thread_spawn\":{{\"parent_thread_id\":\"{parent}\",\"depth\":1}}}}}}"),
+                    1,
+                );
+            }
+            let dir = sessions.join(format!("2026/{:02}/{:02}", 1 + day / 28 % 12, 1 + day % 28));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut bytes = first.into_bytes();
+            bytes.extend_from_slice(rest);
+            std::fs::write(dir.join(rollout_name(uuid)), bytes).unwrap();
+        };
+        write(CODEX_ROOT, None, 70);
+        for k in 0..3 {
+            write(
+                &format!("019ce419-0000-7000-8000-{k:012}"),
+                Some(CODEX_ROOT),
+                70 + k,
+            );
+        }
+        for i in 0..9_996u32 {
+            write(&format!("01900000-0000-7000-8000-{i:012}"), None, i % 336);
+        }
+        sessions
+    }
+
+    /// Descendant discovery among 10,000 rollouts: "read" is what the sync
+    /// read from files (first lines, the session's four rollouts); the
+    /// index itself is loaded before the sync and shown in BENCHMARKS.md.
+    fn codex_discovery(&self, run: usize, step: DiscoveryStep) -> Sample {
+        let backend = self.backend();
+        let sessions = self.codex_sessions();
+        let root = sessions.join("2026/03/15").join(rollout_name(CODEX_ROOT));
+        assert!(root.exists(), "{}", root.display());
+        let state = self.work.join(format!("state-codex-{run}"));
+        let _ = std::fs::remove_dir_all(&state);
+        let extra = sessions
+            .join("2026/12/28")
+            .join(rollout_name("01900000-0000-7000-8000-999999999999"));
+        let _ = std::fs::remove_file(&extra);
+        let measured = match step {
+            DiscoveryStep::First => self.host_sync(&backend, &root, true, Some(&state)),
+            DiscoveryStep::NothingNew | DiscoveryStep::OneNew => {
+                self.host_sync(&backend, &root, true, Some(&state));
+                if matches!(step, DiscoveryStep::OneNew) {
+                    std::fs::create_dir_all(extra.parent().unwrap()).unwrap();
+                    std::fs::copy(
+                        sessions.join("2026/03/15").join(rollout_name(CODEX_ROOT)),
+                        &extra,
+                    )
+                    .unwrap();
+                }
+                backend.clear_requests();
+                self.host_sync(&backend, &root, true, Some(&state))
+            }
+        };
+        let (wall, rss, report) = measured;
+        assert_eq!(report["files"].as_array().unwrap().len(), 4, "{report}");
+        let _ = std::fs::remove_file(&extra);
+        sample(&backend, wall, 0, rss, &report)
+    }
+
     /// Real lines of every shipped fixture, repeated to `mib` MiB; with
     /// `secrets`, 1 line in 100 carries planted keys.
     fn corpus(&self, mib: u64, secrets: bool) -> PathBuf {
@@ -534,6 +712,7 @@ impl Bench {
                 patterns: vec![],
             },
             state_dir: None,
+            provider: None,
         };
         let start = Instant::now();
         let mut engine = Engine::new(
@@ -558,6 +737,9 @@ impl Bench {
         }
     }
 }
+
+/// The root thread of the Codex fixtures that spawned three subagents.
+const CODEX_ROOT: &str = "019ce3fb-1087-7980-8f92-8d0171aaea6a";
 
 fn sample(
     backend: &Backend,

@@ -13,6 +13,7 @@ use confab_sync::cli::args::{self, Command};
 use confab_sync::cli::hook::HookInput;
 use confab_sync::cli::settings::{self, Settings};
 use confab_sync::core::api_key::KeyGuard;
+use confab_sync::core::provider::ProviderKind;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -150,7 +151,7 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     }
     let host = take_host_options(&mut argv)?;
     let command = args::parse(&argv).map_err(Failure::Usage)?;
-    let (common, transcript) = match &command {
+    let (common, transcript, mut provider) = match &command {
         Command::Help(text) => {
             println!("{text}");
             if *text == args::USAGE {
@@ -158,17 +159,24 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Sync(a) | Command::Watch { sync: a, .. } => {
-            (a.common.clone(), Some(a.transcript.clone()))
-        }
-        Command::Hook(c) | Command::Validate(c) => (c.clone(), None),
+        Command::Sync(a) | Command::Watch { sync: a, .. } => (
+            a.common.clone(),
+            Some(a.transcript.clone()),
+            a.provider
+                .as_deref()
+                .and_then(|p| ProviderKind::parse(p).ok()),
+        ),
+        Command::Hook(c) | Command::Validate(c) => (c.clone(), None, None),
     };
     let is_hook = matches!(command, Command::Hook(_));
     let mut stdin = Vec::new();
     let transcript = if is_hook {
         let _ = std::io::stdin().take(1 << 20).read_to_end(&mut stdin);
         match HookInput::parse(&stdin) {
-            Ok(input) => Some(input.transcript_path),
+            Ok(input) => {
+                provider = Some(input.agent);
+                input.transcript_or_derived(std::env::var("HOME").ok().as_deref())
+            }
             Err(m) => {
                 eprintln!("confab-sync hook: {}", guard.hide(&m));
                 return Ok(ExitCode::SUCCESS);
@@ -177,7 +185,9 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     } else {
         transcript
     };
-    let outcome = run_component(&command, &argv, &common, transcript, stdin, &host, guard);
+    let outcome = run_component(
+        &command, &argv, &common, transcript, provider, stdin, &host, guard,
+    );
     match outcome {
         Err(Failure::Usage(m) | Failure::Sync(m)) if is_hook => {
             eprintln!(
@@ -190,11 +200,69 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     }
 }
 
+/// The agent that wrote `transcript`, from its path and first line.
+fn detect_provider(transcript: &Path) -> ProviderKind {
+    let first = std::fs::File::open(transcript).ok().and_then(|f| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(f.take(64 << 10)), &mut line)
+            .ok()
+            .map(|_| line)
+    });
+    ProviderKind::detect(&transcript.to_string_lossy(), first.as_deref())
+        .unwrap_or(ProviderKind::ClaudeCode)
+}
+
+/// The folders a provider's session needs, read-only: Claude Code's
+/// transcript folder (its subagents and workflow runs are below it);
+/// Codex's whole `sessions/` tree (a thread's descendants may sit in other
+/// day folders); Cursor's conversation folder (the nested layout's
+/// `<id>/`, else `agent-transcripts/`) and `chats/`, where only
+/// `<hash>/<id>/meta.json` is read.
+fn provider_folders(provider: ProviderKind, transcript: &Path) -> Vec<PathBuf> {
+    let parent = transcript
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    match provider {
+        ProviderKind::ClaudeCode => vec![parent],
+        ProviderKind::Codex => {
+            let day_layout = parent.ancestors().take(3).all(|a| {
+                a.file_name()
+                    .is_some_and(|n| n.to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            });
+            match parent.ancestors().nth(3) {
+                Some(sessions) if day_layout => vec![sessions.to_path_buf()],
+                _ => vec![parent],
+            }
+        }
+        ProviderKind::Cursor => {
+            let mut folders = vec![parent.clone()];
+            let transcripts_dir = if parent.file_name() == transcript.file_stem() {
+                parent.parent().map(Path::to_path_buf)
+            } else {
+                Some(parent.clone())
+            };
+            // <home>/projects/<workspace>/agent-transcripts -> <home>/chats
+            let chats = transcripts_dir
+                .as_deref()
+                .and_then(|d| d.parent()?.parent())
+                .filter(|projects| projects.file_name().is_some_and(|n| n == "projects"))
+                .and_then(Path::parent)
+                .map(|home| home.join("chats"))
+                .filter(|chats| chats.is_dir());
+            folders.extend(chats);
+            folders
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_component(
     command: &Command,
     argv: &[String],
     common: &args::CommonArgs,
     transcript: Option<String>,
+    provider: Option<ProviderKind>,
     stdin: Vec<u8>,
     host: &HostOptions,
     guard: &KeyGuard,
@@ -216,15 +284,13 @@ fn run_component(
         if let Some(arg) = argv.iter_mut().find(|a| *a == path) {
             *arg = absolute.to_string_lossy().into_owned();
         }
-        external_id = absolute
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned());
-        folders.push(
-            absolute
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("/")),
-        );
+        let provider = provider.unwrap_or_else(|| detect_provider(&absolute));
+        if provider == ProviderKind::ClaudeCode {
+            external_id = absolute
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned());
+        }
+        folders.extend(provider_folders(provider, &absolute));
     }
     let local = start_local_backend_if_needed(
         &mut settings,
@@ -288,10 +354,13 @@ fn run_component(
                 first_line(&e.root_cause().to_string())
             ))
         })?;
-    if let (true, Some(backend), Some(id)) = (ok, &local, external_id) {
+    if let (true, Some(backend), true) = (ok, &local, transcript.is_some()) {
+        // Claude Code's sessions sit at <mirror>/<id>/; the others' under
+        // <mirror>/~<provider>/<id>/, their id the provider's (Codex: the root thread's).
+        let folder = external_id.map_or_else(|| host.mirror.clone(), |id| host.mirror.join(id));
         let said = format!(
             "mirrored into {} (embedded local backend on {})",
-            host.mirror.join(id).display(),
+            folder.display(),
             backend.url()
         );
         eprintln!("{}", guard.hide(&said));

@@ -6,7 +6,7 @@
 pub enum Command {
     /// init + sync-all once.
     Sync(SyncArgs),
-    /// Read a Claude Code hook JSON on stdin and sync the session it names.
+    /// Read an agent's hook JSON on stdin and sync the session it names.
     Hook(CommonArgs),
     /// Sync every interval until the file is idle or the session ended.
     Watch {
@@ -41,17 +41,20 @@ pub struct SyncArgs {
     pub transcript: String,
     pub external_id: Option<String>,
     pub cwd: Option<String>,
+    /// `--provider NAME`, checked against the supported ones.
+    pub provider: Option<String>,
 }
 
 pub const DEFAULT_INTERVAL_MS: u64 = 5_000;
 pub const DEFAULT_IDLE_EXIT_MS: u64 = 600_000;
 
 pub const USAGE: &str = "\
-confab-sync: sync Claude Code sessions to a Confab backend, incrementally.
+confab-sync: sync Claude Code, Codex and Cursor sessions to a Confab backend,
+incrementally.
 
 USAGE:
-    <runner> sync <transcript.jsonl> [--external-id ID] [--cwd DIR] [--json]
-    <runner> hook                      (Claude Code hook: JSON on stdin)
+    <runner> sync <transcript.jsonl> [--provider NAME] [--external-id ID] [--cwd DIR] [--json]
+    <runner> hook                      (Claude Code, Codex or Cursor hook: JSON on stdin)
     <runner> watch <transcript.jsonl> [--interval-ms N] [--idle-exit-ms N]
     <runner> validate
     <runner> help | --help             (every command also takes --help)
@@ -80,19 +83,29 @@ EXIT STATUS:
     block the agent; it says on stderr what went wrong.";
 
 pub const SYNC_HELP: &str = "\
-sync <transcript.jsonl> [--external-id ID] [--cwd DIR] [--json]
+sync <transcript.jsonl> [--provider NAME] [--external-id ID] [--cwd DIR] [--json]
     Create or resume the session on the backend and upload every new
     complete line of the transcript and of its subagent files.
-    --external-id ID   session id (default: the transcript's file stem)
+    --provider NAME    claude-code, codex or cursor (default: told by the
+                       transcript's path and first line). A Codex rollout of
+                       a subagent syncs its root's session, with every rollout
+                       the root spawned (found in the sessions folder).
+    --external-id ID   session id (default: the transcript's file stem; for
+                       Codex the root thread's id)
     --cwd DIR          the project folder the agent ran in (sent as metadata;
                        its .git/config is read when the folder is granted)
     plus --backend-url, --api-key, --json, --hostname, --username (see --help)";
 
 pub const HOOK_HELP: &str = "\
 hook
-    Read a Claude Code hook input ({\"session_id\", \"transcript_path\", \"cwd\",
-    \"hook_event_name\", ...}) on stdin and sync that session. On SessionEnd
-    it also sends a session_end event with the hook input as payload.
+    Read a hook input on stdin and sync the session it names: Claude Code's
+    ({\"session_id\", \"transcript_path\", \"cwd\", \"hook_event_name\", ...}),
+    Codex's (the same fields; a SessionStart for a spawned thread syncs its
+    root's session, and Stop, fired after every turn, is no session end) or
+    Cursor's ({\"conversation_id\", \"workspace_roots\", ...}; with no
+    transcript_path the transcript is found under $HOME/.cursor/projects/).
+    On Claude Code's SessionEnd and Cursor's sessionEnd it also sends a
+    session_end event with the hook input as payload.
     Prints nothing on stdout (unless --json), always exits 0, and gives up
     within about 10 seconds when the backend cannot be reached.";
 
@@ -158,6 +171,12 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             "--username" if command != "validate" => common.username = Some(value(flag)?),
             "--external-id" if takes_file => sync.external_id = Some(value(flag)?),
             "--cwd" if takes_file => sync.cwd = Some(value(flag)?),
+            "--provider" if takes_file => {
+                let name = value(flag)?;
+                crate::core::provider::ProviderKind::parse(&name)
+                    .map_err(|m| format!("{m} (try {command} --help)"))?;
+                sync.provider = Some(name);
+            }
             "--interval-ms" if command == "watch" => interval_ms = number(flag, value(flag)?)?,
             "--idle-exit-ms" if command == "watch" => idle_exit_ms = number(flag, value(flag)?)?,
             f if f.starts_with('-') && f.len() > 1 => {
@@ -178,7 +197,8 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
             .ok_or_else(|| format!("{command} needs a transcript path (try {command} --help)"))?;
         if !sync.transcript.ends_with(".jsonl") || sync.transcript.ends_with("/.jsonl") {
             return Err(format!(
-                "the transcript must be a .jsonl file (JSON Lines, as the agent writes it), not `{}` (try {command} --help)",
+                "the transcript must be a .jsonl file (JSON Lines, as the agent writes it) of a supported agent ({}), not `{}` (try {command} --help)",
+                crate::core::provider::SUPPORTED,
                 crate::core::discovery::shown(&sync.transcript)
             ));
         }

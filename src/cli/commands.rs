@@ -168,6 +168,7 @@ fn session_config(a: &SyncArgs, url: String, key: String, s: &Settings) -> Sessi
     SessionConfig {
         backend_url: url,
         api_key: key,
+        // The file stem by default (for Codex it stands for the root thread's id).
         external_id: a
             .external_id
             .clone()
@@ -178,6 +179,7 @@ fn session_config(a: &SyncArgs, url: String, key: String, s: &Settings) -> Sessi
         username: s.username.clone(),
         redaction: s.redaction.clone(),
         state_dir: s.state_dir.clone(),
+        provider: a.provider.clone(),
     }
 }
 
@@ -251,11 +253,19 @@ fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
             return Exit::Success;
         }
     };
+    let Some(transcript) = input.transcript_or_derived(p.env("HOME").as_deref()) else {
+        say(
+            p,
+            "the hook input names no transcript and HOME is not set to find it; the session was not synced",
+        );
+        return Exit::Success;
+    };
     let a = SyncArgs {
         common: common.clone(),
-        transcript: input.transcript_path.clone(),
-        external_id: Some(input.session_id.clone()),
+        transcript,
+        external_id: input.external_id.clone(),
         cwd: Some(input.cwd.clone()).filter(|c| !c.is_empty()),
+        provider: Some(input.agent.as_str().to_string()),
     };
     let mut engine = match engine(p, &a, Timeouts::HOOK) {
         Ok(e) => e,
@@ -390,6 +400,7 @@ fn validate<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
         api_key: key,
         external_id: "validate".into(),
         transcript_path: "/validate.jsonl".into(),
+        provider: Some("claude-code".into()),
         ..SessionConfig::default()
     };
     let mut engine = match Engine::new(config, p.fs(), p.transport(Timeouts::NORMAL), p.clock()) {

@@ -68,6 +68,9 @@ pub struct SessionConfig {
     pub redaction: RedactionSettings,
     /// A folder the engine may write its checkpoint in (see [`super::checkpoint`]).
     pub state_dir: Option<String>,
+    /// `claude-code`, `codex` or `cursor`; `None`: told by the transcript's
+    /// path and first line (see [`super::provider`]).
+    pub provider: Option<String>,
 }
 
 impl SessionConfig {
@@ -90,7 +93,7 @@ impl SessionConfig {
         }
         if !self.transcript_path.ends_with(".jsonl") {
             return Err(SyncError::config(format!(
-                "the transcript path must name a .jsonl file: {}",
+                "the transcript path must name a .jsonl file of a supported agent (claude-code, codex, cursor): {}",
                 self.transcript_path
             )));
         }

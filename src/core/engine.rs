@@ -10,16 +10,20 @@ use super::checkpoint::{self, Checkpoint, FileMark};
 use super::chunk::{escape_line, ChunkBuilder, ChunkTarget};
 use super::client::{Client, PendingCall};
 use super::config::SessionConfig;
-use super::discovery::{self, SessionLayout};
+use super::discovery;
 use super::error::{ErrorKind, SyncError};
 use super::io::{Clock, CountingFs, FileStat, FileSystem, Method, ReadAt, Transport};
 use super::limits::{
-    FIRST_USER_MESSAGE_MAX_BYTES, GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES,
-    MAX_CHUNK_RECOVERIES, MAX_DISCOVERY_ROUNDS,
+    GIT_FILE_MAX_BYTES, LEAF_SEARCH_TAIL_LINES, MAX_CHUNK_LINE_BYTES, MAX_CHUNK_RECOVERIES,
+    MAX_DISCOVERY_ROUNDS,
 };
 use super::lines::{self, LineReader, Next};
-use super::metadata::{self, Wants};
+use super::metadata;
 use super::protocol::{self, ChunkMetadata, GitInfo, InitMetadata, InitRequest, InitResponse};
+use super::provider::{
+    redact_text, redacted_git_info, AnyProvider, FileRef, Found, Gate, KnownFiles, Provider,
+    SessionMeta,
+};
 use super::redact::{RedactionCounts, Redactor};
 use super::report::{
     FileFailure, FileReport, FileStats, FileType, Progress, ProgressSink, SyncReport,
@@ -70,20 +74,6 @@ impl TrackedFile {
     }
 }
 
-/// Session-level metadata gathered from the transcript.
-#[derive(Debug, Default)]
-struct SessionMeta {
-    first_user_message: Option<String>,
-    summary: Option<String>,
-    git: GitInfo,
-    /// Summaries that name an earlier session's last message (`leafUuid`).
-    leaf_summaries: Vec<(String, String)>,
-    /// Leaves already handled by this instance.
-    linked_leaves: BTreeSet<String>,
-    /// A SessionEnd hook line was seen.
-    session_ended: bool,
-}
-
 /// Why one file stopped.
 enum FileFailureKind {
     /// A chunk upload failed: re-read the server's state, then maybe go on.
@@ -94,7 +84,8 @@ enum FileFailureKind {
 
 pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     config: SessionConfig,
-    layout: SessionLayout,
+    /// What differs per agent: the session's files and what lines say.
+    provider: AnyProvider,
     /// Counts bytes read, for the report.
     fs: CountingFs<F>,
     client: Client<T, C>,
@@ -105,8 +96,6 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
     /// Index into `files` by name: a server may name 200,000 files, and
     /// every lookup must stay constant-time.
     by_name: HashMap<String, usize>,
-    /// Every valid agent id referenced by a line read so far.
-    agent_ids: BTreeSet<String>,
     meta: SessionMeta,
     chunk: ChunkBuilder,
     escaped: Vec<u8>,
@@ -127,27 +116,33 @@ pub struct Engine<F: FileSystem, T: Transport, C: Clock> {
 
 impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     /// Validate the configuration; nothing is sent.
-    pub fn new(config: SessionConfig, fs: F, transport: T, clock: C) -> Result<Self, SyncError> {
+    /// The provider is chosen here, and for Codex the session's root
+    /// rollout found (see [`AnyProvider::for_session`]).
+    pub fn new(
+        mut config: SessionConfig,
+        fs: F,
+        transport: T,
+        clock: C,
+    ) -> Result<Self, SyncError> {
         config.validate()?;
+        let provider = AnyProvider::for_session(&fs, &mut config).map_err(SyncError::config)?;
         let redactor =
             Redactor::new(&config.redaction).map_err(|e| SyncError::config(e.to_string()))?;
-        let layout = SessionLayout::of(&config.transcript_path);
         let client = Client::new(transport, clock, &config.backend_url, &config.api_key);
         let transcript = TrackedFile::new(
-            layout.transcript_name.clone(),
+            provider.transcript_name().to_string(),
             FileType::Transcript,
             Some(config.transcript_path.clone()),
         );
         Ok(Engine {
             config,
-            layout,
+            provider,
             fs: CountingFs::new(fs),
             client,
             redactor,
             session_id: None,
             by_name: HashMap::from([(transcript.name.clone(), 0)]),
             files: vec![transcript],
-            agent_ids: BTreeSet::new(),
             meta: SessionMeta::default(),
             chunk: ChunkBuilder::default(),
             escaped: Vec::new(),
@@ -166,6 +161,22 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
 
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
+    }
+
+    /// The session's external id (the provider's when none was given).
+    pub fn external_id(&self) -> &str {
+        &self.config.external_id
+    }
+
+    /// The transcript the session is synced from (a Codex subagent's
+    /// rollout stands for its root's).
+    pub fn transcript_path(&self) -> &str {
+        &self.config.transcript_path
+    }
+
+    /// The name `init` sends.
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.kind().as_str()
     }
 
     pub fn client_mut(&mut self) -> &mut Client<T, C> {
@@ -216,7 +227,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let request = InitRequest {
             external_id: &self.config.external_id,
             transcript_path: &self.config.transcript_path,
-            provider: "claude-code",
+            provider: self.provider.kind().as_str(),
             metadata,
         };
         let body =
@@ -251,12 +262,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             return;
         };
         if let Some(c) = Checkpoint::parse(&bytes, &self.config.external_id) {
-            self.agent_ids.extend(
-                c.agent_ids
-                    .iter()
-                    .filter(|id| metadata::is_valid_agent_id(id))
-                    .cloned(),
-            );
+            self.provider.load_checkpoint(&c);
             self.checkpoint = Some(c);
         }
     }
@@ -277,7 +283,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 c.files.insert(f.name.clone(), *old);
             }
         }
-        c.agent_ids = self.agent_ids.iter().cloned().collect();
+        self.provider.save_checkpoint(&mut c);
         if let Err(e) = self.fs.write_file(&path, &c.encode()) {
             report.warnings.push(format!(
                 "cannot save the checkpoint {path}: {e} (the next start will re-read the files)"
@@ -317,10 +323,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             if self.by_name.contains_key(name) {
                 continue;
             }
-            if discovery::is_agent_file_name(name) {
-                self.track(TrackedFile::new(name.clone(), FileType::Agent, None));
-            } else if let Some((_, _, file_type)) = discovery::parse_workflow_name(name) {
-                // Found again in its run folder by the next discovery.
+            // Found again (in its folder) by the next discovery.
+            if let Some(file_type) = self.provider.server_file_type(name) {
                 self.track(TrackedFile::new(name.clone(), file_type, None));
             }
         }
@@ -353,31 +357,19 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         if let Ok(file) = self.fs.open(&self.config.transcript_path) {
             // Small reads: only the first lines matter here, and a restart must stay cheap.
             let mut reader = LineReader::with_read_size(&file, 0, MAX_CHUNK_LINE_BYTES, 16 << 10);
-            for _ in 0..64 {
-                let Ok(Next::Line(line)) = reader.next_line() else {
-                    break;
-                };
-                let text = String::from_utf8_lossy(line);
-                let facts = metadata::scan_line(
-                    &text,
-                    Wants {
-                        git_branch: true,
-                        cwd: cwd.is_empty(),
-                        ..Wants::default()
-                    },
-                );
-                if cwd.is_empty() {
-                    if let Some(c) = facts.cwd {
-                        cwd = c.clone();
-                        // No cwd configured: the transcript says where the agent ran.
-                        self.config.cwd = c;
-                    }
-                }
-                if let Some(branch) = facts.git_branch {
-                    git.branch = Some(branch);
-                    break;
+            let mut lines = std::iter::from_fn(|| match reader.next_line() {
+                Ok(Next::Line(line)) => Some(String::from_utf8_lossy(line).into_owned()),
+                _ => None,
+            });
+            let (found_cwd, branch) = self.provider.workspace_hints(&mut lines, cwd.is_empty());
+            if cwd.is_empty() {
+                if let Some(c) = found_cwd {
+                    cwd = c.clone();
+                    // No cwd configured: the transcript says where the agent ran.
+                    self.config.cwd = c;
                 }
             }
+            git.branch = branch;
         }
         if !cwd.is_empty() {
             let git_dir = discovery::join(&cwd, ".git");
@@ -417,11 +409,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         let mut report = SyncReport::default();
         let mut done: BTreeSet<String> = BTreeSet::new();
         self.probe_failed_this_sync = false;
-        // Workflow files are found by listing their folders only (no line
-        // names them): once per sync, not once per discovery round.
-        self.discover_workflow_files(&mut report);
+        // Files found by listing folders only (Claude Code's workflow runs):
+        // once per sync, not once per discovery round.
+        let per_sync = self.provider.discover_per_sync(&self.fs);
+        self.track_found(per_sync, &mut report);
         for _round in 0..MAX_DISCOVERY_ROUNDS {
-            self.discover_agent_files();
+            let found = self
+                .provider
+                .discover(&self.fs, &Located(&self.files, &self.by_name));
+            self.track_found(found, &mut report);
             let todo: Vec<usize> = (0..self.files.len())
                 .filter(|&i| !done.contains(&self.files[i].name))
                 .collect();
@@ -436,6 +432,9 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         self.link_leaf_summaries(&mut report);
         report.session_ended = self.meta.session_ended;
         self.save_checkpoint(&mut report);
+        let state_dir = self.config.state_dir.clone();
+        self.provider
+            .after_sync(&self.fs, state_dir.as_deref(), &mut report);
         report.wire_bytes = self.client.stats.wire_bytes - wire_before.wire_bytes;
         report.read_bytes = self.fs.bytes_read() - read_before;
         report.retries += self.client.stats.retries - wire_before.retries;
@@ -506,7 +505,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             client,
             redactor,
             files,
-            agent_ids,
+            provider,
             meta,
             chunk,
             escaped,
@@ -574,7 +573,6 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 }
             }
         }
-        let is_transcript = file.file_type == FileType::Transcript;
         let mut reader =
             LineReader::resume(&handle, file.pos.bytes, MAX_CHUNK_LINE_BYTES, file.pos.open);
         let mut ids: Vec<String> = Vec::new();
@@ -584,7 +582,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         // Skip what the server holds, noting the agents those lines reference.
         while file.pos.lines < file.confirmed {
             match reader.next_line().map_err(read_error)? {
-                Next::Line(line) => metadata::agent_ids(&lines::text(line), &mut ids),
+                Next::Line(line) => provider.skipped_line(&lines::text(line), &mut ids),
                 Next::TooLong { .. } => {}
                 Next::GrewAfterHandedOut => {
                     return Err(FileFailureKind::Local(grew_after_upload(&path, file.pos)))
@@ -597,7 +595,7 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 open: reader.ends_open(),
             };
         }
-        agent_ids.extend(ids.drain(..));
+        provider.add_links(&mut ids);
         if file.pos.lines < file.confirmed {
             // The server is ahead of the file: nothing to upload until it
             // grows past it. The file lost lines (cut, or rewritten shorter):
@@ -651,17 +649,16 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 invalid_utf8 += 1;
             }
             let redacted = redactor.redact_line(&text, &mut counts);
-            if is_transcript {
-                // Metadata comes from the line as it is uploaded: a secret
-                // in the first user message or a summary is gone there too,
-                // and it is gone before the value is cut to its limit.
-                observe_transcript_line(&redacted, redactor, meta, &mut ids);
-                if matches!(redacted, Cow::Owned(_)) {
-                    metadata::agent_ids(&text, &mut ids);
-                }
-            } else {
-                metadata::agent_ids(&text, &mut ids);
-            }
+            let file_ref = FileRef {
+                name: &name,
+                file_type: file.file_type,
+                path: &path,
+                mtime_ns: stat.mtime_ns,
+            };
+            let line_no = chunk.first_line() + chunk.lines();
+            provider.observe_line(
+                file_ref, line_no, &text, &redacted, redactor, meta, &mut ids,
+            );
             escape_line(&redacted, escaped);
             if !chunk.fits(escaped.len()) {
                 if !chunk.is_empty() {
@@ -669,8 +666,19 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                     if let Some(sent) = in_flight.take() {
                         confirm_chunk(progress, client, sent, file, file_report, report)?;
                     }
-                    let meta_ref =
-                        is_transcript.then(|| chunk_metadata(meta, redactor, &mut chunk_meta));
+                    let file_ref = FileRef {
+                        name: &name,
+                        file_type: file.file_type,
+                        path: &path,
+                        mtime_ns: stat.mtime_ns,
+                    };
+                    let meta_ref = provider.annotate_chunk(
+                        file_ref,
+                        chunk.first_line(),
+                        meta,
+                        redactor,
+                        &mut chunk_meta,
+                    );
                     in_flight = Some(start_chunk(client, chunk, meta_ref, &name, chunk_end)?);
                     let target = ChunkTarget {
                         session_id: &session_id,
@@ -699,112 +707,60 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             confirm_chunk(progress, client, sent, file, file_report, report)?;
         }
         if !chunk.is_empty() {
-            let meta_ref = is_transcript.then(|| chunk_metadata(meta, redactor, &mut chunk_meta));
+            let file_ref = FileRef {
+                name: &name,
+                file_type: file.file_type,
+                path: &path,
+                mtime_ns: stat.mtime_ns,
+            };
+            let meta_ref = provider.annotate_chunk(
+                file_ref,
+                chunk.first_line(),
+                meta,
+                redactor,
+                &mut chunk_meta,
+            );
             let sent = start_chunk(client, chunk, meta_ref, &name, chunk_end)?;
             confirm_chunk(progress, client, sent, file, file_report, report)?;
         }
         if let Some(failure) = failure {
             return Err(failure);
         }
-        agent_ids.extend(ids);
+        provider.add_links(&mut ids);
         report.redactions.merge(&counts);
         report.invalid_utf8_lines += invalid_utf8;
         file.snapshot = Some(stat);
         Ok(())
     }
 
-    /// Track every referenced agent whose file exists, and every
-    /// `agent-*.jsonl` in the session's `subagents/` folder.
-    fn discover_agent_files(&mut self) {
-        let in_sub = self
-            .fs
-            .list_dir(&self.layout.subagents_dir)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let located = |name: &str| {
-            self.by_name
-                .get(name)
-                .is_some_and(|&i| self.files[i].path.is_some())
-        };
-        let needs_flat = self
-            .agent_ids
-            .iter()
-            .any(|id| !located(&discovery::agent_file_name(id)))
-            || self.files.iter().any(|f| f.path.is_none());
-        let in_dir = if needs_flat {
-            self.fs
-                .list_dir(&self.layout.dir)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let mut wanted: Vec<String> = in_sub
-            .iter()
-            .filter(|n| discovery::is_agent_file_name(n))
-            .cloned()
-            .collect();
-        wanted.extend(
-            self.agent_ids
-                .iter()
-                .map(|id| discovery::agent_file_name(id)),
-        );
-        let (in_sub, in_dir): (BTreeSet<String>, BTreeSet<String>) =
-            (in_sub.into_iter().collect(), in_dir.into_iter().collect());
-        for name in wanted {
-            match self.by_name.get(&name).copied() {
-                Some(i) if self.files[i].path.is_some() => {}
-                Some(i) => self.files[i].path = self.layout.locate_agent(&name, &in_sub, &in_dir),
-                None => {
-                    if let Some(path) = self.layout.locate_agent(&name, &in_sub, &in_dir) {
-                        self.track(TrackedFile::new(name, FileType::Agent, Some(path)));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Track the agents and journals of every Workflow tool run
-    /// (`subagents/workflows/<runId>/`), found by listing the folders: no
-    /// line references them. They go up under path-encoded names, and only
-    /// to a backend that advertises them; a session without workflow files
-    /// never asks.
-    fn discover_workflow_files(&mut self, report: &mut SyncReport) {
-        let Some(runs) = self.fs.list_dir(&self.layout.workflows_dir).ok().flatten() else {
-            return;
-        };
-        let mut found: Vec<(String, FileType, String)> = Vec::new();
-        for run_id in runs.iter().filter(|r| discovery::is_valid_run_id(r)) {
-            let run_dir = discovery::join(&self.layout.workflows_dir, run_id);
-            let Some(entries) = self.fs.list_dir(&run_dir).ok().flatten() else {
-                continue;
-            };
-            for base in entries {
-                if let Some(file_type) = discovery::workflow_file_type(&base) {
-                    let name = discovery::workflow_upload_name(run_id, &base);
-                    found.push((name, file_type, discovery::join(&run_dir, &base)));
-                }
-            }
-        }
+    /// Track what the provider found: a file the server holds gets its
+    /// path; a gated one only when the backend advertises its capability (a
+    /// session without gated files never asks).
+    fn track_found(&mut self, found: Vec<Found>, report: &mut SyncReport) {
         if found.is_empty() {
             return;
         }
-        let Some(caps) = self.workflow_capabilities(report) else {
-            return;
+        let caps = if found.iter().any(|f| f.gate != Gate::None) {
+            self.workflow_capabilities(report)
+        } else {
+            None
         };
-        for (name, file_type, path) in found {
-            let supported = caps.workflow_files
-                && (file_type != FileType::WorkflowJournal || caps.workflow_journal);
+        for f in found {
+            let supported = match f.gate {
+                Gate::None => true,
+                Gate::WorkflowFiles => caps.is_some_and(|c| c.workflow_files),
+                Gate::WorkflowJournal => {
+                    caps.is_some_and(|c| c.workflow_files && c.workflow_journal)
+                }
+            };
             if !supported {
                 continue;
             }
-            match self.by_name.get(&name).copied() {
+            match self.by_name.get(&f.name).copied() {
                 Some(i) => {
-                    self.files[i].path.get_or_insert(path);
+                    self.files[i].path.get_or_insert(f.path);
                 }
-                None => self.track(TrackedFile::new(name, file_type, Some(path))),
+                None => self.track(TrackedFile::new(f.name, f.file_type, Some(f.path))),
             }
         }
     }
@@ -849,12 +805,10 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             if !self.meta.linked_leaves.insert(leaf.clone()) {
                 continue;
             }
-            let found = find_session_by_leaf_uuid(
-                &self.fs,
-                &self.layout.dir,
-                &leaf,
-                Some(&self.layout.transcript_name),
-            );
+            let Some((dir, transcript)) = self.provider.leaf_search() else {
+                continue;
+            };
+            let found = find_session_by_leaf_uuid(&self.fs, dir, &leaf, Some(transcript));
             let Some(external_id) = found else { continue };
             // Cleaned when the line was read (see `observe_transcript_line`).
             if let Err(e) = self.send_summary(&external_id, &summary) {
@@ -959,81 +913,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
     }
 }
 
-/// Metadata for the next transcript chunk: what is known now (the text
-/// values were redacted when their line was read, see
-/// [`observe_transcript_line`]; the git URLs are redacted here).
-fn chunk_metadata<'m>(
-    meta: &SessionMeta,
-    redactor: &Redactor,
-    out: &'m mut ChunkMetadata,
-) -> &'m ChunkMetadata {
-    out.first_user_message.clone_from(&meta.first_user_message);
-    out.summary = meta
-        .summary
-        .as_deref()
-        .map(|m| metadata::cut_summary(m).to_string());
-    out.git_info = redacted_git_info(redactor, &meta.git);
-    out
-}
+/// The engine's files as a provider's discovery sees them.
+struct Located<'a>(&'a [TrackedFile], &'a HashMap<String, usize>);
 
-/// The git facts as sent: `None` when nothing is known, URLs through the
-/// redactor (credentials are already stripped; a token in a path is not).
-fn redacted_git_info(redactor: &Redactor, git: &GitInfo) -> Option<GitInfo> {
-    (!git.is_empty()).then(|| {
-        let mut git = git.clone();
-        git.repo_url = git.repo_url.map(|u| redact_text(redactor, &u));
-        for remote in &mut git.remotes {
-            remote.fetch_url = redact_text(redactor, &remote.fetch_url);
-            remote.push_url = redact_text(redactor, &remote.push_url);
-        }
-        git
-    })
-}
-
-/// A metadata value with its secrets replaced by markers. Not counted in the
-/// report: the line it came from was counted.
-fn redact_text(redactor: &Redactor, text: &str) -> String {
-    redactor
-        .redact_line(text, &mut RedactionCounts::default())
-        .into_owned()
-}
-
-/// Facts of one transcript line: first user message, summaries, agent ids.
-/// `text` is the line as uploaded (redacted); the values taken from it are
-/// cleaned by `scan_line`, and go through the redactor once more here: the
-/// cleaning decodes HTML entities, which may complete a secret.
-fn observe_transcript_line(
-    text: &str,
-    redactor: &Redactor,
-    meta: &mut SessionMeta,
-    ids: &mut Vec<String>,
-) {
-    let wants = Wants {
-        first_user_message: meta.first_user_message.is_none(),
-        git_branch: meta.git.branch.is_none(),
-        cwd: false,
-    };
-    let facts = metadata::scan_line(text, wants);
-    ids.extend(facts.agent_ids);
-    if !meta.session_ended && metadata::mentions_session_end(text) {
-        meta.session_ended = true;
+impl KnownFiles for Located<'_> {
+    fn is_located(&self, name: &str) -> bool {
+        self.1.get(name).is_some_and(|&i| self.0[i].path.is_some())
     }
-    if meta.first_user_message.is_none() {
-        meta.first_user_message = facts.first_user_message.map(|m| {
-            let m = redact_text(redactor, &m);
-            metadata::truncate_utf8(&m, FIRST_USER_MESSAGE_MAX_BYTES).to_string()
-        });
-    }
-    if meta.git.branch.is_none() {
-        meta.git.branch = facts.git_branch;
-    }
-    if let Some(summary) = facts.summary {
-        match summary.leaf_uuid {
-            Some(leaf) => meta
-                .leaf_summaries
-                .push((leaf, redact_text(redactor, &summary.text))),
-            None => meta.summary = Some(redact_text(redactor, &summary.text)),
-        }
+    fn any_unlocated(&self) -> bool {
+        self.0.iter().any(|f| f.path.is_none())
     }
 }
 

@@ -36,6 +36,7 @@ fn config() -> SessionConfig {
         username: Some("u".into()),
         redaction: Default::default(),
         state_dir: None,
+        provider: None,
     }
 }
 

@@ -5,7 +5,8 @@
 //! Data flows one way: [`lines`] (framing over offset reads) -> [`redact`] and
 //! [`metadata`] -> [`chunk`] (planning, body) -> [`client`] (zstd, auth,
 //! [`retry`]) -> the transport. [`engine`] holds the state and drives it;
-//! [`discovery`] knows which files make a session.
+//! [`provider`] knows what differs per agent (which files make a session,
+//! what lines say about it); [`discovery`] holds the path helpers.
 
 pub mod api_key;
 pub(crate) mod byte_frequency;
@@ -21,6 +22,7 @@ pub mod limits;
 pub mod lines;
 pub mod metadata;
 pub mod protocol;
+pub mod provider;
 pub mod redact;
 pub mod report;
 pub mod retry;

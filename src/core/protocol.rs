@@ -113,12 +113,47 @@ pub struct ChunkMetadata {
     pub summary: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_user_message: Option<String>,
+    /// Codex: the rollout's thread, on the first chunk of every rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codex_rollout: Option<CodexRollout>,
+    /// Cursor: when the transcript last changed (RFC 3339, UTC), on every
+    /// transcript chunk (its lines carry no timestamps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_message_at: Option<String>,
 }
 
 impl ChunkMetadata {
     pub fn is_empty(&self) -> bool {
-        self.git_info.is_none() && self.summary.is_none() && self.first_user_message.is_none()
+        self.git_info.is_none()
+            && self.summary.is_none()
+            && self.first_user_message.is_none()
+            && self.codex_rollout.is_none()
+            && self.latest_message_at.is_none()
     }
+}
+
+/// `metadata.codex_rollout`: one Codex thread, root or spawned (limits as
+/// confab-web checks them: `source` 64 bytes, paths 8192, names 255).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CodexRollout {
+    pub thread_uuid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_thread_uuid: Option<String>,
+    pub rollout_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_nickname: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -83,6 +83,11 @@ impl MemFs {
         entry.1 = mtime;
     }
 
+    /// Delete a file, as a user cleaning old sessions does.
+    pub(crate) fn remove(&self, path: &str) {
+        self.files.borrow_mut().remove(path);
+    }
+
     /// Bytes handed out by `read_at` since the last [`MemFs::reset_counters`].
     pub(crate) fn bytes_read(&self) -> u64 {
         self.bytes_read.get()

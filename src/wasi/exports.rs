@@ -145,6 +145,7 @@ fn core_config(c: WitConfig) -> SessionConfig {
         hostname: c.hostname,
         username: c.username,
         state_dir: c.state_dir,
+        provider: c.provider,
         redaction: RedactionSettings {
             enabled: c.redaction.enabled,
             use_default_patterns: c.redaction.use_default_patterns,

@@ -4,6 +4,8 @@
 
 pub mod hostile;
 pub mod last_line;
+pub mod providers;
+pub mod scenarios;
 
 use confab_host::backend::{Backend, BackendConfig, RequestRecord};
 pub use confab_host::sandbox::{
@@ -150,6 +152,7 @@ pub fn config(backend: &Backend, transcript: &Path) -> SessionConfig {
             patterns: vec![],
         },
         state_dir: None,
+        provider: None,
     }
 }
 

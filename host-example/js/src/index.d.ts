@@ -50,8 +50,15 @@ export interface SyncSessionOptions {
   apiKey: string;
   /** The session's `<uuid>.jsonl`. Its folder is the only one the component can read. */
   transcriptPath: string;
-  /** Default: the transcript's file stem. */
+  /** Default: the transcript's file stem (for Codex: the root thread's id). */
   externalId?: string;
+  /**
+   * `claude-code`, `codex` or `cursor`. Default: told by the transcript's path
+   * (and, in the component, its first line). It decides what is granted:
+   * Codex gets the whole `sessions/` tree (a subagent's rollout syncs its
+   * root's session), Cursor the conversation's folder and `~/.cursor/chats/`.
+   */
+  provider?: "claude-code" | "codex" | "cursor";
   /** The project folder the agent ran in (metadata; not granted to the component). Default: process.cwd(). */
   cwd?: string;
   /** Sent with the session. Default: this machine's name (`os.hostname()`). */
@@ -115,14 +122,19 @@ export interface GithubLink {
   url: string;
 }
 
-/** One Claude Code session synced to a Confab backend. Methods reject with SyncError. */
+/** The agents the component syncs. */
+export declare const PROVIDERS: readonly ["claude-code", "codex", "cursor"];
+
+/** One agent session (Claude Code, Codex or Cursor) synced to a Confab backend. Methods reject with SyncError. */
 export declare class SyncSession {
   constructor(options: SyncSessionOptions);
   /** The transcript's real path, as the component sees it. */
   readonly transcriptPath: string;
   readonly externalId: string;
-  /** The one folder preopened (read-only) for the component. */
+  /** The transcript's folder, preopened (read-only) for the component. */
   readonly grantedFolder: string;
+  /** Every folder preopened (read-only): what the session's provider needs. */
+  readonly grantedFolders: string[];
   /** Create or resume the session on the backend; resolves to the backend's session id. */
   init(): Promise<string>;
   /**

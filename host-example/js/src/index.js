@@ -18,10 +18,10 @@
 // async so that callers write `await`, and so that a later version can move
 // the component onto a worker without changing the API.
 
-import { mkdirSync, realpathSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import { hostname as osHostname, userInfo } from "node:os";
 import { readFile } from "node:fs/promises";
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { WASIShim } from "@bytecodealliance/preview2-shim/instantiation";
 
 // This machine's name and the user's, sent with the session as confab
@@ -303,8 +303,42 @@ function requireString(options, name) {
   return v;
 }
 
+/** The agents the component syncs, by the name `init` sends. */
+export const PROVIDERS = Object.freeze(["claude-code", "codex", "cursor"]);
+
+/** The provider of a transcript, from its path (the component also reads its first line). */
+function providerOfPath(transcriptPath) {
+  const name = basename(transcriptPath);
+  if (name.startsWith("rollout-") || transcriptPath.includes("/.codex/sessions/")) return "codex";
+  if (transcriptPath.includes("/agent-transcripts/")) return "cursor";
+  return "claude-code";
+}
+
 /**
- * One Claude Code session synced to a Confab backend.
+ * The folders a provider's session needs, read-only, as confab-host grants
+ * them: Claude Code's transcript folder; Codex's whole `sessions/` tree
+ * (a thread's descendants sit in other day folders); Cursor's
+ * conversation folder and `~/.cursor/chats/` (for `meta.json`'s title).
+ */
+function providerFolders(provider, transcriptPath) {
+  const folder = dirname(transcriptPath);
+  if (provider === "codex") {
+    const day = folder.split("/").slice(-3);
+    const dated = day.length === 3 && day.every((p) => /^[0-9]+$/.test(p));
+    return [dated ? dirname(dirname(dirname(folder))) : folder];
+  }
+  if (provider === "cursor") {
+    const stem = basename(transcriptPath).replace(/\.jsonl$/, "");
+    const transcripts = basename(folder) === stem ? dirname(folder) : folder;
+    const projects = dirname(dirname(transcripts));
+    const chats = join(dirname(projects), "chats");
+    return basename(projects) === "projects" && existsSync(chats) ? [folder, realpathSync(chats)] : [folder];
+  }
+  return [folder];
+}
+
+/**
+ * One agent session (Claude Code, Codex or Cursor) synced to a Confab backend.
  *
  *   const s = new SyncSession({ backendUrl, apiKey, transcriptPath });
  *   await s.init();
@@ -316,6 +350,7 @@ function requireString(options, name) {
 export class SyncSession {
   #config;
   #folder;
+  #folders;
   #stateDir;
   #engine;
   #handle;
@@ -330,6 +365,14 @@ export class SyncSession {
     const backendUrl = requireString(options, "backendUrl");
     const apiKey = requireString(options, "apiKey");
     const transcriptPath = canonical(requireString(options, "transcriptPath"));
+    let provider;
+    if (options.provider !== undefined) {
+      provider = requireString(options, "provider");
+      if (!PROVIDERS.includes(provider)) {
+        throw new TypeError(`SyncSession: unknown provider \`${provider}\`: the supported ones are ${PROVIDERS.join(", ")}`);
+      }
+    }
+    this.#folders = providerFolders(provider ?? providerOfPath(transcriptPath), transcriptPath);
     this.#folder = dirname(transcriptPath);
     if (options.stateDir !== undefined) this.#stateDir = resolve(requireString(options, "stateDir"));
     this.#config = {
@@ -342,14 +385,20 @@ export class SyncSession {
       username: options.username ?? machineUsername(),
       redaction: redactionSettings(options.redaction),
       stateDir: undefined, // set once the folder exists (#session)
+      provider, // undefined: the component tells it from the path and first line
     };
     Object.defineProperty(this, "transcriptPath", { value: transcriptPath, enumerable: true });
     Object.defineProperty(this, "externalId", { value: this.#config.externalId, enumerable: true });
   }
 
-  /** The one folder the component can read: the transcript's (real) folder. */
+  /** The transcript's (real) folder, which the component can read. */
   get grantedFolder() {
     return this.#folder;
+  }
+
+  /** Every folder the component can read: what the session's provider needs. */
+  get grantedFolders() {
+    return [...this.#folders];
   }
 
   async #session() {
@@ -364,7 +413,7 @@ export class SyncSession {
           writableFolders.push(this.#config.stateDir);
         }
         const engine = await instantiateEngine({
-          folders: [this.#folder],
+          folders: this.#folders,
           writableFolders,
           backendUrl: this.#config.backendUrl,
         });

@@ -19,6 +19,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -713,4 +714,40 @@ test("the example plugin syncs on change and sends session_end on SIGINT", { tim
   const state = JSON.parse(await backendState((s) => s.includes(id) && s.includes("watch-plugin")));
   const stored = Object.values(state.users).flatMap((u) => Object.values(u)).find((s) => s.external_id === id);
   assert.ok(stored.events.some((e) => e.event_type === "session_end" && e.payload.source === "watch-plugin"));
+});
+
+test("provider: a Codex subagent's rollout syncs its root's session, with the sessions tree granted", async () => {
+  const codexFixtures = join(repo, "tests/fixtures/codex/sessions");
+  const sessions = join(tmp, "codex-home", ".codex", "sessions");
+  cpSync(codexFixtures, sessions, { recursive: true });
+  const day = join(sessions, "2026/03/12");
+  const root = "019ce3fb-1087-7980-8f92-8d0171aaea6a";
+  const names = readdirSync(day).filter((n) => n.includes(root) || n.includes("019ce419-"));
+  assert.equal(names.length, 4, "the root and its three subagents");
+  const kid = join(day, names.find((n) => n.includes("019ce419-22de-")));
+  assert.throws(
+    () => new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: kid, provider: "opencode" }),
+    /claude-code, codex, cursor/,
+  );
+  const s = new lib.SyncSession({ backendUrl: backend.url, apiKey: KEY, transcriptPath: kid, provider: "codex" });
+  try {
+    assert.deepEqual(s.grantedFolders, [realpathSync(sessions)]);
+    await s.init();
+    const report = await s.syncAll();
+    assert.deepEqual(report.failed, []);
+    assert.equal(report.files.length, 4);
+  } finally {
+    s.close();
+  }
+  // The mirror keeps other providers' sessions under ~<provider>/.
+  const dir = join(mirror, "~codex", root);
+  await backendState((st) => st.includes(root));
+  assert.deepEqual(readdirSync(dir).sort(), names.sort());
+  for (const name of names) {
+    assert.ok(readFileSync(join(dir, name)).equals(readFileSync(join(day, name))), name);
+  }
+  const state = JSON.parse(readFileSync(join(mirror, "state.json"), "utf8"));
+  const session = Object.values(state.other_providers).map((p) => p.codex?.[root]).find(Boolean);
+  assert.equal(session.provider, "codex");
+  assert.equal(Object.keys(session.codex_rollouts).length, 4);
 });

@@ -116,6 +116,10 @@ impl Default for RateLimit {
 #[derive(Clone, Debug)]
 pub struct SessionSnapshot {
     pub session_id: String,
+    /// What init named (`claude-code` when it named none).
+    pub provider: String,
+    /// Codex: each thread's `codex_rollout`, by thread uuid.
+    pub codex_rollouts: BTreeMap<String, serde_json::Value>,
     pub external_id: String,
     /// The `metadata` object of the last init (cwd, git_info, hostname,
     /// username); `{}` if it sent none.
@@ -282,16 +286,26 @@ impl Backend {
     /// `\n`. Sessions are per user; this looks at user 1 first, then the
     /// others in order.
     pub fn file(&self, external_id: &str, file_name: &str) -> Option<Vec<u8>> {
-        lock(&self.shared.store).file(external_id, file_name)
+        lock(&self.shared.store).file(None, external_id, file_name)
+    }
+
+    /// A stored file of `provider`'s session `external_id`.
+    pub fn file_of(&self, provider: &str, external_id: &str, file_name: &str) -> Option<Vec<u8>> {
+        lock(&self.shared.store).file(Some(provider), external_id, file_name)
+    }
+
+    /// `provider`'s session `external_id`.
+    pub fn session_of(&self, provider: &str, external_id: &str) -> Option<SessionSnapshot> {
+        lock(&self.shared.store).snapshot(Some(provider), external_id)
     }
 
     /// The session's file names, sorted.
     pub fn file_names(&self, external_id: &str) -> Vec<String> {
-        lock(&self.shared.store).file_names(external_id)
+        lock(&self.shared.store).file_names(None, external_id)
     }
 
     pub fn session(&self, external_id: &str) -> Option<SessionSnapshot> {
-        lock(&self.shared.store).snapshot(external_id)
+        lock(&self.shared.store).snapshot(None, external_id)
     }
 
     /// Every request so far, in arrival order.

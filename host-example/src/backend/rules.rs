@@ -319,7 +319,15 @@ pub fn parse_init(body: &[u8]) -> Result<InitRequest, ApiError> {
                 "provider must not be empty (omit it to mean claude-code)",
             ))
         }
-        Some(Value::String(p)) => p.clone(),
+        // confab-web's canonical providers.
+        Some(Value::String(p)) if PROVIDERS.contains(&p.as_str()) => p.clone(),
+        Some(Value::String(p)) => {
+            return Err(ApiError::bad_request(format!(
+                "provider must be one of {} (got `{}`)",
+                PROVIDERS.join(", "),
+                printable(p, 40)
+            )))
+        }
         Some(_) => return Err(ApiError::bad_request("provider must be a string")),
     };
     let metadata = match obj.get("metadata") {
@@ -440,6 +448,16 @@ impl ChunkBody {
                 if let Some(git) = meta.get("git_info") {
                     check_git_info(git, "metadata.git_info")?;
                 }
+                if let Some(rollout) = meta.get("codex_rollout").filter(|v| !v.is_null()) {
+                    check_codex_rollout(rollout)?;
+                }
+                if let Some(at) = opt_str(meta, "latest_message_at", "metadata.")? {
+                    if !is_rfc3339(at) {
+                        return Err(ApiError::bad_request(
+                            "metadata.latest_message_at must be an RFC 3339 time",
+                        ));
+                    }
+                }
                 Some(meta.clone())
             }
             Some(_) => return Err(ApiError::bad_request("metadata must be an object")),
@@ -482,6 +500,72 @@ impl ChunkBody {
             metadata,
         })
     }
+}
+
+/// The providers confab-web accepts at init.
+pub const PROVIDERS: [&str; 4] = ["claude-code", "codex", "opencode", "cursor"];
+
+/// `8-4-4-4-12` hex digits.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// `metadata.codex_rollout`, as confab-web's `ValidateCodexRolloutMetadata`
+/// checks it (whether the session is a Codex one is the store's check).
+fn check_codex_rollout(v: &Value) -> Result<(), ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("metadata.codex_rollout must be an object"))?;
+    let field = "metadata.codex_rollout.";
+    let thread = opt_str(obj, "thread_uuid", field)?.unwrap_or("");
+    if thread.is_empty() {
+        return Err(ApiError::bad_request("thread_uuid is required"));
+    }
+    if !is_uuid(thread) {
+        return Err(ApiError::bad_request("thread_uuid must be a valid UUID"));
+    }
+    if let Some(parent) = opt_str(obj, "parent_thread_uuid", field)? {
+        if parent.is_empty() {
+            return Err(ApiError::bad_request(
+                "parent_thread_uuid must not be empty when provided (omit the field for root rollouts)",
+            ));
+        }
+        if !is_uuid(parent) {
+            return Err(ApiError::bad_request(
+                "parent_thread_uuid must be a valid UUID",
+            ));
+        }
+        if parent == thread {
+            return Err(ApiError::bad_request(
+                "parent_thread_uuid must not equal thread_uuid",
+            ));
+        }
+    }
+    if opt_str(obj, "rollout_path", field)?
+        .unwrap_or("")
+        .is_empty()
+    {
+        return Err(ApiError::bad_request("rollout_path is required"));
+    }
+    for (name, max) in [
+        ("rollout_path", 8192),
+        ("cwd", 8192),
+        ("model", 255),
+        ("source", 64),
+        ("thread_source", 255),
+        ("agent_path", 8192),
+        ("agent_role", 255),
+        ("agent_nickname", 255),
+    ] {
+        if let Some(value) = opt_str(obj, name, field)? {
+            max_bytes(value, max, &format!("{field}{name}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// backend-api.md: `file_name` at most 512 bytes, and it may hold `/`

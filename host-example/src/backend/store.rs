@@ -1,4 +1,5 @@
-//! What the backend holds: per-user sessions keyed by external id, each
+//! What the backend holds: per-user sessions keyed by provider and external
+//! id (as confab-web keys them: `(user, provider, external_id)`), each
 //! session's files (bytes and line counts), metadata, events and GitHub
 //! links; and, when a mirror directory is configured, their copy on disk.
 //!
@@ -8,7 +9,9 @@
 //!
 //! Mirror layout, so a restarted backend loses nothing it acknowledged:
 //! - `<mirror>/<external_id>/<file_name>`: exactly the stored bytes of the
-//!   file (user 1; user N > 1 lives under `<mirror>/~user-N/`). Directory
+//!   file of a `claude-code` session (user 1; user N > 1 lives under
+//!   `<mirror>/~user-N/`); another provider's sessions under
+//!   `~<provider>/` there (`<mirror>/~codex/<external_id>/`). Directory
 //!   names are the external id with every byte outside `[A-Za-z0-9_-]`
 //!   written as `%XX`, so a UUID stays as it is and no external id can
 //!   climb out of the mirror or collide with `state.json` or `~user-N`.
@@ -27,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::limits::MAX_CHUNKS_PER_FILE;
+use super::limits::{DEFAULT_PROVIDER, MAX_CHUNKS_PER_FILE};
 use super::rules::{printable, ChunkRequest, EventRequest, GithubLinkRequest, InitRequest};
 use super::SessionSnapshot;
 
@@ -56,23 +59,76 @@ struct Session {
     events: Vec<Value>,
     github_links: Vec<Value>,
     files: BTreeMap<String, FileState>,
+    /// Codex: `metadata.codex_rollout` by thread uuid, from chunks of any
+    /// file (parent first-write-wins, other fields: a non-empty value wins).
+    #[serde(default)]
+    codex_rollouts: BTreeMap<String, Value>,
 }
 
 /// Everything but the file bytes: what `state.json` holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct State {
     next_link_id: u64,
-    /// user id -> external id -> session.
+    /// user id -> external id -> session, for `claude-code`.
     users: BTreeMap<u64, BTreeMap<String, Session>>,
+    /// user id -> provider -> external id -> session, for the others.
+    #[serde(default)]
+    other_providers: BTreeMap<u64, BTreeMap<String, BTreeMap<String, Session>>>,
 }
 
-type FileKey = (u64, String, String);
+/// Which session: (user id, provider, external id).
+type SessionKey = (u64, String, String);
+/// (user id, provider, external id, file name).
+type FileKey = (u64, String, String, String);
+
+fn file_key(key: &SessionKey, file_name: &str) -> FileKey {
+    (key.0, key.1.clone(), key.2.clone(), file_name.to_string())
+}
+
+impl State {
+    fn sessions(&self, user: u64, provider: &str) -> Option<&BTreeMap<String, Session>> {
+        if provider == DEFAULT_PROVIDER {
+            self.users.get(&user)
+        } else {
+            self.other_providers.get(&user)?.get(provider)
+        }
+    }
+
+    fn sessions_mut(&mut self, user: u64, provider: &str) -> &mut BTreeMap<String, Session> {
+        if provider == DEFAULT_PROVIDER {
+            self.users.entry(user).or_default()
+        } else {
+            self.other_providers
+                .entry(user)
+                .or_default()
+                .entry(provider.to_string())
+                .or_default()
+        }
+    }
+
+    /// Every session, with its key.
+    fn all(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
+        let claude = self.users.iter().flat_map(|(&u, sessions)| {
+            sessions
+                .iter()
+                .map(move |(id, s)| ((u, DEFAULT_PROVIDER.to_string(), id.clone()), s))
+        });
+        let others = self.other_providers.iter().flat_map(|(&u, providers)| {
+            providers.iter().flat_map(move |(p, sessions)| {
+                sessions
+                    .iter()
+                    .map(move |(id, s)| ((u, p.clone(), id.clone()), s))
+            })
+        });
+        claude.chain(others)
+    }
+}
 
 pub struct Store {
     state: State,
-    /// session id -> (user id, external id).
-    by_session_id: HashMap<String, (u64, String)>,
-    /// (user id, external id, file name) -> stored bytes.
+    /// session id -> its key.
+    by_session_id: HashMap<String, SessionKey>,
+    /// Stored bytes of each file.
     contents: HashMap<FileKey, Vec<u8>>,
     mirror: Option<PathBuf>,
 }
@@ -110,12 +166,12 @@ impl Store {
         };
         let state: State = serde_json::from_slice(&text)
             .with_context(|| format!("parsing {}", state_path.display()))?;
-        for (&user, sessions) in &state.users {
-            for (external_id, session) in sessions {
+        for (key, session) in state.all() {
+            {
                 self.by_session_id
-                    .insert(session.session_id.clone(), (user, external_id.clone()));
+                    .insert(session.session_id.clone(), key.clone());
                 for (name, file) in &session.files {
-                    let path = session_dir(dir, user, external_id).join(name);
+                    let path = session_dir(dir, &key).join(name);
                     let mut bytes =
                         fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                     let want = file.byte_len as usize;
@@ -142,8 +198,7 @@ impl Store {
                         path.display(),
                         file.line_count
                     );
-                    self.contents
-                        .insert((user, external_id.clone(), name.clone()), bytes);
+                    self.contents.insert(file_key(&key, name), bytes);
                 }
             }
         }
@@ -170,11 +225,10 @@ impl Store {
 
     fn session_mut(&mut self, user: u64, session_id: &str) -> Result<&mut Session, ApiError> {
         match self.by_session_id.get(session_id) {
-            Some((owner, external_id)) if *owner == user => self
+            Some((owner, provider, external_id)) if *owner == user => self
                 .state
-                .users
-                .get_mut(owner)
-                .and_then(|sessions| sessions.get_mut(external_id))
+                .sessions_mut(*owner, provider)
+                .get_mut(external_id)
                 .ok_or_else(|| not_found_session(session_id)),
             // Another user's session is answered exactly like an unknown one.
             _ => Err(not_found_session(session_id)),
@@ -183,7 +237,7 @@ impl Store {
 
     /// POST /sync/init: creates the session on first call, resumes it after.
     pub fn init(&mut self, user: u64, req: InitRequest) -> Result<Value, ApiError> {
-        let sessions = self.state.users.entry(user).or_default();
+        let sessions = self.state.sessions_mut(user, &req.provider);
         let session = match sessions.get_mut(&req.external_id) {
             Some(session) => session,
             None => {
@@ -191,8 +245,10 @@ impl Store {
                 while self.by_session_id.contains_key(&session_id) {
                     session_id = new_uuid();
                 }
-                self.by_session_id
-                    .insert(session_id.clone(), (user, req.external_id.clone()));
+                self.by_session_id.insert(
+                    session_id.clone(),
+                    (user, req.provider.clone(), req.external_id.clone()),
+                );
                 sessions.entry(req.external_id.clone()).or_insert(Session {
                     session_id,
                     external_id: req.external_id.clone(),
@@ -205,6 +261,7 @@ impl Store {
                     events: Vec::new(),
                     github_links: Vec::new(),
                     files: BTreeMap::new(),
+                    codex_rollouts: BTreeMap::new(),
                 })
             }
         };
@@ -230,8 +287,23 @@ impl Store {
     /// Returns the new `last_synced_line`.
     pub fn append_chunk(&mut self, user: u64, req: ChunkRequest) -> Result<u64, ApiError> {
         let mirror = self.mirror.clone();
+        let key = self
+            .by_session_id
+            .get(&req.session_id)
+            .cloned()
+            .ok_or_else(|| not_found_session(&req.session_id))?;
         let session = self.session_mut(user, &req.session_id)?;
-        let external_id = session.external_id.clone();
+        let codex_rollout = req
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("codex_rollout"))
+            .filter(|v| !v.is_null())
+            .cloned();
+        if codex_rollout.is_some() && session.provider != "codex" {
+            return Err(ApiError::bad_request(
+                "codex_rollout metadata is only supported for codex sessions",
+            ));
+        }
         let (have, chunks, byte_len) = match session.files.get(&req.file_name) {
             Some(f) => {
                 if f.file_type != req.file_type {
@@ -267,7 +339,7 @@ impl Store {
         }
         // Bytes first, acknowledgement (state.json) second: see module docs.
         if let Some(dir) = &mirror {
-            let path = session_dir(dir, user, &external_id).join(&req.file_name);
+            let path = session_dir(dir, &key).join(&req.file_name);
             write_at(&path, byte_len, &bytes)
                 .map_err(|e| ApiError::internal(format!("could not write the mirror file: {e}")))?;
         }
@@ -304,8 +376,27 @@ impl Store {
                 }
             }
         }
+        if let Some(Value::Object(rollout)) = codex_rollout {
+            let thread = rollout["thread_uuid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let row = session
+                .codex_rollouts
+                .entry(thread)
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(row) = row {
+                for (k, v) in rollout {
+                    let first_write_wins = k == "parent_thread_uuid" && row.contains_key(&k);
+                    let empty = v.is_null() || v.as_str() == Some("");
+                    if !first_write_wins && !empty {
+                        row.insert(k, v);
+                    }
+                }
+            }
+        }
         self.contents
-            .entry((user, external_id, req.file_name))
+            .entry(file_key(&key, &req.file_name))
             .or_default()
             .extend_from_slice(&bytes);
         self.persist()?;
@@ -329,9 +420,8 @@ impl Store {
     ) -> Result<(), ApiError> {
         let session = self
             .state
-            .users
-            .get_mut(&user)
-            .and_then(|sessions| sessions.get_mut(external_id))
+            .sessions_mut(user, DEFAULT_PROVIDER)
+            .get_mut(external_id)
             .ok_or_else(|| {
                 ApiError::not_found(format!(
                     "session not found: no session of yours has external_id `{}`",
@@ -385,8 +475,7 @@ impl Store {
     /// its owner only.
     pub fn lookup(&self, user: u64, external_id: &str) -> Result<String, ApiError> {
         self.state
-            .users
-            .get(&user)
+            .sessions(user, DEFAULT_PROVIDER)
             .and_then(|sessions| sessions.get(external_id))
             .map(|s| s.session_id.clone())
             .ok_or_else(|| ApiError::not_found("Session not found"))
@@ -400,43 +489,48 @@ impl Store {
         session_id: &str,
         file_name: &str,
     ) -> Result<Vec<u8>, ApiError> {
-        let external_id = match self.by_session_id.get(session_id) {
-            Some((owner, external_id)) if *owner == user => external_id,
+        let key = match self.by_session_id.get(session_id) {
+            Some(key) if key.0 == user => key,
             _ => return Err(ApiError::not_found("Session not found")),
         };
         self.contents
-            .get(&(user, external_id.clone(), file_name.to_string()))
+            .get(&file_key(key, file_name))
             .cloned()
             .ok_or_else(|| ApiError::not_found("File not found"))
     }
 
-    /// The session with this external id: user 1's first, then the other
-    /// users' in id order (the inspection API has no user argument).
-    fn find(&self, external_id: &str) -> Option<(u64, &Session)> {
+    /// The session with this external id (of `provider`, else of any:
+    /// claude-code's first): user 1's first, then the other users' in id
+    /// order (the inspection API has no user argument).
+    fn find(&self, provider: Option<&str>, external_id: &str) -> Option<(SessionKey, &Session)> {
         self.state
-            .users
-            .iter()
-            .find_map(|(&user, sessions)| sessions.get(external_id).map(|s| (user, s)))
+            .all()
+            .find(|(key, _)| key.2 == external_id && provider.is_none_or(|p| key.1 == p))
     }
 
-    pub fn file(&self, external_id: &str, file_name: &str) -> Option<Vec<u8>> {
-        let (user, _) = self.find(external_id)?;
-        self.contents
-            .get(&(user, external_id.to_string(), file_name.to_string()))
-            .cloned()
+    pub fn file(
+        &self,
+        provider: Option<&str>,
+        external_id: &str,
+        file_name: &str,
+    ) -> Option<Vec<u8>> {
+        let (key, _) = self.find(provider, external_id)?;
+        self.contents.get(&file_key(&key, file_name)).cloned()
     }
 
-    pub fn file_names(&self, external_id: &str) -> Vec<String> {
+    pub fn file_names(&self, provider: Option<&str>, external_id: &str) -> Vec<String> {
         // BTreeMap keys: already sorted.
-        self.find(external_id)
+        self.find(provider, external_id)
             .map(|(_, s)| s.files.keys().cloned().collect())
             .unwrap_or_default()
     }
 
-    pub fn snapshot(&self, external_id: &str) -> Option<SessionSnapshot> {
-        let (_, s) = self.find(external_id)?;
+    pub fn snapshot(&self, provider: Option<&str>, external_id: &str) -> Option<SessionSnapshot> {
+        let (_, s) = self.find(provider, external_id)?;
         Some(SessionSnapshot {
             session_id: s.session_id.clone(),
+            provider: s.provider.clone(),
+            codex_rollouts: s.codex_rollouts.clone(),
             external_id: s.external_id.clone(),
             init_metadata: s.init_metadata.clone(),
             init_history: s.init_history.clone(),
@@ -455,12 +549,16 @@ impl Store {
 }
 
 /// The mirror directory of one session (see the module docs).
-fn session_dir(mirror: &Path, user: u64, external_id: &str) -> PathBuf {
-    let base = if user == 1 {
+fn session_dir(mirror: &Path, key: &SessionKey) -> PathBuf {
+    let (user, provider, external_id) = key;
+    let mut base = if *user == 1 {
         mirror.to_path_buf()
     } else {
         mirror.join(format!("~user-{user}"))
     };
+    if provider != DEFAULT_PROVIDER {
+        base = base.join(format!("~{}", encode_component(provider)));
+    }
     base.join(encode_component(external_id))
 }
 

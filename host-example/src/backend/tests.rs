@@ -1586,3 +1586,244 @@ fn stored_files_can_be_read_back_by_their_owner_over_the_api() {
         401
     );
 }
+
+// ---------------------------------------------------------------------------
+// Providers (issue 16): sessions keyed by (provider, external_id), Codex's
+// codex_rollout and Cursor's latest_message_at
+// ---------------------------------------------------------------------------
+
+const THREAD: &str = "019ce3fb-1087-7980-8f92-8d0171aaea6a";
+const CHILD: &str = "019ce419-22a5-7321-baa1-5d0152ca561e";
+
+impl Client {
+    fn init_as(&self, provider: &str, external_id: &str) -> Resp {
+        self.post(
+            "/api/v1/sync/init",
+            &json!({"external_id": external_id, "transcript_path": "/p/x.jsonl", "provider": provider}),
+        )
+    }
+    fn chunk_with(&self, sid: &str, file: &str, file_type: &str, metadata: Value) -> Resp {
+        self.post(
+            "/api/v1/sync/chunk",
+            &json!({"session_id": sid, "file_name": file, "file_type": file_type,
+                    "first_line": 1, "lines": ["{}"], "metadata": metadata}),
+        )
+    }
+}
+
+fn rollout(thread: &str, parent: Option<&str>) -> Value {
+    let mut r = json!({"thread_uuid": thread, "rollout_path": format!("/h/.codex/sessions/rollout-{thread}.jsonl"),
+                       "cwd": "/r", "source": "cli"});
+    if let Some(p) = parent {
+        r["parent_thread_uuid"] = json!(p);
+        r["source"] = json!("subagent");
+    }
+    r
+}
+
+#[test]
+fn the_same_external_id_under_two_providers_is_two_sessions() {
+    let backend = start();
+    let client = Client::new(&backend);
+    let claude = client.init_as("claude-code", THREAD).json()["session_id"].clone();
+    let codex = client.init_as("codex", THREAD).json();
+    assert_eq!(codex["provider"], "codex");
+    assert_ne!(codex["session_id"], claude);
+    let sid = codex["session_id"].as_str().unwrap();
+    assert_eq!(
+        client
+            .chunk(sid, "r.jsonl", "transcript", 1, &["{}"])
+            .status,
+        200
+    );
+    assert_eq!(
+        backend.file_of("codex", THREAD, "r.jsonl").as_deref(),
+        Some(&b"{}\n"[..])
+    );
+    assert_eq!(backend.file_of("claude-code", THREAD, "r.jsonl"), None);
+    // A re-init of the codex session finds its files, not claude-code's.
+    assert_eq!(
+        client.init_as("codex", THREAD).json()["files"],
+        json!({"r.jsonl": {"last_synced_line": 1}})
+    );
+    assert_eq!(
+        client.init_as("claude-code", THREAD).json()["files"],
+        json!({})
+    );
+    let unknown = client.init_as("aider", "x");
+    assert_eq!(unknown.status, 400);
+    assert!(
+        unknown
+            .error()
+            .contains("claude-code, codex, opencode, cursor"),
+        "{}",
+        unknown.error()
+    );
+}
+
+#[test]
+fn codex_rollout_is_checked_recorded_per_thread_and_only_for_codex() {
+    let backend = start();
+    let client = Client::new(&backend);
+    let claude = client.init_as("claude-code", "c1").json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refused = client.chunk_with(
+        &claude,
+        "c1.jsonl",
+        "transcript",
+        json!({"codex_rollout": rollout(THREAD, None)}),
+    );
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.error().contains("only supported for codex"),
+        "{}",
+        refused.error()
+    );
+
+    let sid = client.init_as("codex", THREAD).json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (bad, why) in [
+        (json!({"rollout_path": "/p"}), "thread_uuid is required"),
+        (
+            json!({"thread_uuid": "not-a-uuid", "rollout_path": "/p"}),
+            "valid UUID",
+        ),
+        (json!({"thread_uuid": THREAD}), "rollout_path is required"),
+        (
+            json!({"thread_uuid": THREAD, "rollout_path": "/p", "parent_thread_uuid": ""}),
+            "must not be empty",
+        ),
+        (
+            json!({"thread_uuid": THREAD, "rollout_path": "/p", "parent_thread_uuid": THREAD}),
+            "must not equal",
+        ),
+        (
+            json!({"thread_uuid": THREAD, "rollout_path": "/p", "source": "s".repeat(65)}),
+            "source",
+        ),
+    ] {
+        let r = client.chunk_with(
+            &sid,
+            "root.jsonl",
+            "transcript",
+            json!({"codex_rollout": bad}),
+        );
+        assert_eq!(r.status, 400, "{why}: {}", r.text());
+        assert!(r.error().contains(why), "{why}: {}", r.error());
+    }
+    // An agent file's first chunk carries its own thread: recorded too.
+    assert_eq!(
+        client
+            .chunk_with(
+                &sid,
+                "root.jsonl",
+                "transcript",
+                json!({"codex_rollout": rollout(THREAD, None)})
+            )
+            .status,
+        200
+    );
+    assert_eq!(
+        client
+            .chunk_with(
+                &sid,
+                "child.jsonl",
+                "agent",
+                json!({"codex_rollout": rollout(CHILD, Some(THREAD))})
+            )
+            .status,
+        200
+    );
+    // The parent is first-write-wins; an empty field keeps the stored one.
+    let later = json!({"thread_uuid": CHILD, "rollout_path": "/moved", "parent_thread_uuid": "019ce419-2314-7450-93de-70915b5c62d2", "cwd": ""});
+    let r = client.post(
+        "/api/v1/sync/chunk",
+        &json!({"session_id": sid, "file_name": "child.jsonl", "file_type": "agent",
+                "first_line": 2, "lines": ["{}"], "metadata": {"codex_rollout": later}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rows = backend.session_of("codex", THREAD).unwrap().codex_rollouts;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[CHILD]["parent_thread_uuid"], THREAD);
+    assert_eq!(rows[CHILD]["rollout_path"], "/moved");
+    assert_eq!(rows[CHILD]["cwd"], "/r");
+    assert!(rows[THREAD].get("parent_thread_uuid").is_none());
+}
+
+#[test]
+fn cursor_latest_message_at_and_path_encoded_subagents() {
+    let backend = start();
+    let client = Client::new(&backend);
+    let sid = client.init_as("cursor", "c9").json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bad = client.chunk_with(
+        &sid,
+        "c9.jsonl",
+        "transcript",
+        json!({"latest_message_at": "yesterday"}),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.error().contains("latest_message_at"), "{}", bad.error());
+    let ok = client.chunk_with(
+        &sid,
+        "c9.jsonl",
+        "transcript",
+        json!({"latest_message_at": "2026-12-01T22:35:00Z"}),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(
+        client
+            .chunk(&sid, "subagents/s1.jsonl", "agent", 1, &["{}"])
+            .status,
+        200
+    );
+    let snap = backend.session_of("cursor", "c9").unwrap();
+    assert_eq!(
+        snap.chunk_metadata["latest_message_at"],
+        "2026-12-01T22:35:00Z"
+    );
+    assert_eq!(snap.file_types["subagents/s1.jsonl"], "agent");
+}
+
+#[test]
+fn other_providers_sessions_survive_a_restart_of_a_mirrored_backend() {
+    let dir = temp_dir("providers");
+    let config = || BackendConfig {
+        mirror_dir: Some(dir.clone()),
+        ..BackendConfig::default()
+    };
+    let backend = Backend::start(config()).unwrap();
+    let client = Client::new(&backend);
+    let sid = client.init_as("codex", THREAD).json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        client
+            .chunk(&sid, "r.jsonl", "transcript", 1, &["{\"a\":1}"])
+            .status,
+        200
+    );
+    drop(backend);
+    assert_eq!(
+        std::fs::read(dir.join("~codex").join(THREAD).join("r.jsonl")).unwrap(),
+        b"{\"a\":1}\n"
+    );
+    let backend = Backend::start(config()).unwrap();
+    assert_eq!(
+        backend.file_of("codex", THREAD, "r.jsonl").as_deref(),
+        Some(&b"{\"a\":1}\n"[..])
+    );
+    let client = Client::new(&backend);
+    assert_eq!(
+        client.init_as("codex", THREAD).json()["session_id"],
+        sid.as_str()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
