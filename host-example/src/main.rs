@@ -7,6 +7,8 @@
 //! backend and mirrors the session into a folder, so it runs on a fresh
 //! machine with no account.
 
+mod commands;
+
 use confab_host::backend::{Backend, BackendConfig, DEFAULT_LOCAL_API_KEY};
 use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_sync::cli::args::{self, Command};
@@ -32,6 +34,9 @@ CONFAB-HOST:
                         not re-read the transcript (else CONFAB_STATE_DIR, else
                         $XDG_STATE_HOME/confab-sync or ~/.local/state/confab-sync)
 
+    confab-host hooks install | uninstall | status [--settings FILE]
+                        the Claude Code hooks that run this binary, in
+                        ~/.claude/settings.json (see hooks --help)
     confab-host backend [--mirror DIR] [--api-key KEY]
                         run only the local backend: prints its URL on stdout,
                         serves until stdin closes
@@ -149,6 +154,9 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
         return serve_backend(&argv[1..]);
     }
     let host = take_host_options(&mut argv)?;
+    if argv.first().map(String::as_str) == Some("hooks") {
+        return commands::hooks::run(&argv[1..], &host);
+    }
     let command = args::parse(&argv).map_err(Failure::Usage)?;
     let (common, transcript) = match &command {
         Command::Help(text) => {
