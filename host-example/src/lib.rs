@@ -6,7 +6,10 @@
 //!   rules; the embedded default of `confab-host` and the tests' server.
 //! - [`claude_hooks`]: our hooks in Claude Code's `settings.json`, added and
 //!   removed without touching anything else (`confab-host hooks`).
+//! - [`sessions`]: the sessions on disk, found and described cheaply
+//!   (`confab-host list`, `save`, `sync --all`).
 
 pub mod backend;
 pub mod claude_hooks;
 pub mod sandbox;
+pub mod sessions;

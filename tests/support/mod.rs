@@ -2,6 +2,7 @@
 //! once, the local backend, scratch copies of the fixture sessions, and
 //! byte-for-byte comparisons.
 
+pub mod corpus;
 pub mod home;
 pub mod hostile;
 
