@@ -217,7 +217,9 @@ fn sync_all_stores_every_session_and_a_rerun_uploads_nothing() {
     setup.assert_all_stored();
     let summary = text(&out.stdout);
     assert!(
-        summary.contains("30 sessions: 30 with new lines, 0 up to date, 0 failed"),
+        summary.contains(
+            "30 sessions: 30 with new lines, 0 up to date (0 per the checkpoint alone), 0 failed"
+        ),
         "{summary}"
     );
     assert!(
@@ -226,18 +228,70 @@ fn sync_all_stores_every_session_and_a_rerun_uploads_nothing() {
         text(&out.stderr)
     );
 
-    let chunks_before = chunks(&setup.backend.requests()).len();
+    // Nothing new: every session skipped per its checkpoint, the server not asked.
+    let requests_before = setup.backend.requests().len();
     let again = setup.run(&["sync", "--all", "--json"]);
     ok(&again);
     let report: Value = serde_json::from_slice(&again.stdout).expect("JSON summary");
     assert_eq!(report["synced"], 30);
+    assert_eq!(report["skipped"], 30);
     assert_eq!(report["failed"], 0);
     assert_eq!(report["lines"], 0);
+    assert_eq!(
+        setup.backend.requests().len(),
+        requests_before,
+        "no request at all"
+    );
+
+    // --recheck asks the server about each, and sends nothing twice.
+    let chunks_before = chunks(&setup.backend.requests()).len();
+    let rechecked = setup.run(&["sync", "--all", "--json", "--recheck"]);
+    ok(&rechecked);
+    let report: Value = serde_json::from_slice(&rechecked.stdout).unwrap();
+    assert_eq!(
+        (report["skipped"].as_u64(), report["lines"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let inits = setup.backend.requests()[requests_before..]
+        .iter()
+        .filter(|r| r.path == "/api/v1/sync/init")
+        .count();
+    assert_eq!(inits, 30);
     assert_eq!(
         chunks(&setup.backend.requests()).len(),
         chunks_before,
         "nothing sent twice"
     );
+    setup.assert_all_stored();
+}
+
+#[test]
+fn a_session_moved_on_by_another_sync_is_not_skipped() {
+    let setup = Setup::new(5);
+    ok(&setup.run(&["sync", "--all"]));
+    // The same session grows and goes to another backend with a plain
+    // sync: its checkpoint moves to where that backend is.
+    let other = backend();
+    let moved = &setup.sessions[1];
+    append(
+        &moved.transcript,
+        &std::fs::read(fixtures().join("short.jsonl")).unwrap(),
+    );
+    let out = setup
+        .home
+        .command(&["sync", moved.transcript.to_str().unwrap()])
+        .env("CONFAB_BACKEND_URL", other.url())
+        .env("CONFAB_API_KEY", KEY)
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_stored(&other, &moved.id, &moved.transcript);
+    // The first backend still lacks the new lines: sync --all must not
+    // take the checkpoint's word for it.
+    let out = setup.run(&["sync", "--all", "--json"]);
+    ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["skipped"], 4, "{report}");
     setup.assert_all_stored();
 }
 
@@ -266,7 +320,9 @@ fn a_session_that_fails_does_not_stop_the_others_and_the_exit_status_says_so() {
         .expect("the failed row");
     assert!(row.contains("failed"), "{row}");
     assert!(
-        summary.contains("8 sessions: 7 with new lines, 0 up to date, 1 failed"),
+        summary.contains(
+            "8 sessions: 7 with new lines, 0 up to date (0 per the checkpoint alone), 1 failed"
+        ),
         "{summary}"
     );
     let err = text(&out.stderr);

@@ -8,8 +8,10 @@
 //!   removed without touching anything else (`confab-host hooks`).
 //! - [`sessions`]: the sessions on disk, found and described cheaply
 //!   (`confab-host list`, `save`, `sync --all`).
+//! - [`swept`]: which sessions `sync --all` may skip, per the checkpoints.
 
 pub mod backend;
 pub mod claude_hooks;
 pub mod sandbox;
 pub mod sessions;
+pub mod swept;

@@ -3,13 +3,15 @@
 //! grant as `sync <transcript>`: its folder read-only, the state folder
 //! read-write, the backend's origin) and runs the component's own `sync`,
 //! on one of as many threads as there are cores. A session that fails is
-//! reported and the others go on; the engine's checkpoints make a session
-//! with nothing new cost a stat, an init request and no reading.
+//! reported and the others go on. A session that has nothing new since
+//! this backend last confirmed it (per the engine's checkpoint and the
+//! ledger of [`confab_host::swept`]) is not run at all.
 
 use super::Selection;
 use crate::{Failure, HostOptions};
 use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_host::sessions::{self, SessionFile};
+use confab_host::swept::Ledger;
 use confab_sync::cli::args::{self, Command};
 use confab_sync::cli::settings;
 use confab_sync::core::api_key::KeyGuard;
@@ -23,17 +25,21 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const HELP: &str = "\
-confab-host sync --all [--since DURATION] [--project DIR] [--jobs N] [--json]
+confab-host sync --all [--since DURATION] [--project DIR] [--jobs N] [--recheck] [--json]
     Sync every session on disk ($CLAUDE_CONFIG_DIR/projects, else
     ~/.claude/projects), N at a time (default: one per core), each as
     `confab-host sync <transcript>` would. On a terminal a progress bar
     shows sessions done, MiB, rate and time left; at the end a table lists
     the sessions that uploaded lines or failed, then the totals. A session
-    that fails does not stop the others. Checkpoints in the state folder
-    make a run with nothing new cheap.
+    that fails does not stop the others. A session whose files all end
+    where the checkpoint in the state folder says this backend confirmed
+    them is skipped without asking the server (a run with nothing new
+    reads a stat and 4 KiB per file).
     --since DURATION   only sessions active within it (90m, 12h, 7d)
     --project DIR      only the sessions of that project folder
     --jobs N           sessions synced at once (default: the number of cores)
+    --recheck          skip nothing: every session goes through the engine,
+                       which asks the server what it holds
     --json             the summary as one JSON object on stdout
     plus --backend-url, --api-key, --timeout (per session), --hostname,
     --username (see --help). Exit status: 0 every session synced, 1 some
@@ -51,6 +57,8 @@ struct Outcome {
     session: SessionFile,
     /// `None`: synced; else the one-line reason.
     error: Option<String>,
+    /// Up to date per the checkpoint: the component was not run.
+    skipped: bool,
     lines: u64,
     bytes: u64,
 }
@@ -58,6 +66,7 @@ struct Outcome {
 pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     let mut selection = Selection::default();
     let mut jobs = None;
+    let mut recheck = false;
     let mut passed = Vec::new();
     let mut it = argv.iter();
     while let Some(arg) = it.next() {
@@ -78,6 +87,7 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
         }
         match flag {
             "--all" => {}
+            "--recheck" => recheck = true,
             "-h" | "--help" => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -130,6 +140,7 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
 
     let local = crate::start_local_backend_if_needed(&mut settings, host, false)?;
     let (url, key) = settings.require().map_err(Failure::Usage)?;
+    let ledger_key = key.clone();
     let component = crate::component_path(host.component.as_deref()).map_err(Failure::Usage)?;
     let sandbox = Sandbox::load(&component, crate::cache_dir().as_deref(), Deadlines::Off)
         .map_err(|e| {
@@ -164,6 +175,12 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
         ));
     }
 
+    let mut ledger = state.as_deref().map(|s| Ledger::load(s, &url, &ledger_key));
+    drop(ledger_key);
+    let skip = |session: &SessionFile| match (&ledger, &state) {
+        (Some(l), Some(s)) if !recheck => l.is_up_to_date(s, session),
+        _ => false,
+    };
     let workers = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .min(found.len());
@@ -185,7 +202,17 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(session) = found.get(i) else { break };
-                let outcome = job.sync(session, guard);
+                let outcome = if skip(session) {
+                    Outcome {
+                        session: session.clone(),
+                        error: None,
+                        skipped: true,
+                        lines: 0,
+                        bytes: 0,
+                    }
+                } else {
+                    job.sync(session, guard)
+                };
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(e) = &outcome.error {
                     let line = format!("{}: {e}", session.id);
@@ -220,6 +247,17 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
             .get(o.session.transcript.to_str().unwrap_or(""))
             .copied()
     });
+    if let (Some(l), Some(s)) = (&mut ledger, &state) {
+        for o in outcomes.iter().filter(|o| !o.skipped) {
+            match o.error {
+                None => l.confirmed(s, &o.session),
+                Some(_) => l.forget(&o.session),
+            }
+        }
+        if let Err(e) = l.save(s) {
+            eprintln!("confab-host: cannot save the sync --all ledger in {}: {e} (the next run asks the server about every session)", s.display());
+        }
+    }
     let elapsed = started.elapsed();
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let text = if as_json {
@@ -256,6 +294,7 @@ impl Job<'_> {
         let mut outcome = Outcome {
             session: session.clone(),
             error: None,
+            skipped: false,
             lines: 0,
             bytes: 0,
         };
@@ -369,12 +408,14 @@ fn summary_table(outcomes: &[Outcome], elapsed: Duration, workers: usize) -> Str
         .count();
     let lines: u64 = outcomes.iter().map(|o| o.lines).sum();
     let scanned: u64 = outcomes.iter().map(|o| o.session.size).sum();
+    let skipped = outcomes.iter().filter(|o| o.skipped).count();
     let seconds = elapsed.as_secs_f64();
     out.push_str(&format!(
-        "{} sessions: {} with new lines, {} up to date, {} failed; {} new lines; {} of sessions in {:.2} s ({:.1} MiB/s, {} at once)\n",
+        "{} sessions: {} with new lines, {} up to date ({} per the checkpoint alone), {} failed; {} new lines; {} of sessions in {:.2} s ({:.1} MiB/s, {} at once)\n",
         outcomes.len(),
         uploaded,
         outcomes.len() - uploaded - failed,
+        skipped,
         failed,
         lines,
         super::size(scanned),
@@ -393,6 +434,7 @@ fn summary_json(outcomes: &[Outcome], elapsed: Duration) -> String {
                 "id": o.session.id,
                 "transcript": o.session.transcript,
                 "ok": o.error.is_none(),
+                "skipped": o.skipped,
                 "lines": o.lines,
                 "bytes": o.bytes,
                 "error": o.error,
@@ -406,6 +448,7 @@ fn summary_json(outcomes: &[Outcome], elapsed: Duration) -> String {
             "sessions": sessions,
             "synced": outcomes.len() - failed,
             "failed": failed,
+            "skipped": outcomes.iter().filter(|o| o.skipped).count(),
             "lines": outcomes.iter().map(|o| o.lines).sum::<u64>(),
             "bytes": outcomes.iter().map(|o| o.bytes).sum::<u64>(),
             "seconds": elapsed.as_secs_f64(),
