@@ -186,3 +186,93 @@ impl ReadAt for StdFile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    const URL: &str = "http://127.0.0.1:1";
+    const KEY: &str = "cfb_Test-Key_Q7mZ2xR9vL4kP8sW1nB6cT3yH5jD0ef";
+
+    /// A session folder with a transcript and one subagent, and a state
+    /// folder holding the checkpoint of both ending where they end.
+    fn setup() -> (tempfile::TempDir, SessionFile, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("project");
+        let agents = folder.join("s1/subagents");
+        std::fs::create_dir_all(&agents).unwrap();
+        let transcript = folder.join("s1.jsonl");
+        std::fs::write(&transcript, b"{\"a\":1}\n{\"b\":2}\n").unwrap();
+        std::fs::write(agents.join("agent-x.jsonl"), b"{\"c\":3}\n").unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        let mut c = Checkpoint::new("s1");
+        for (name, path) in [
+            ("s1.jsonl", transcript.clone()),
+            ("agent-x.jsonl", agents.join("agent-x.jsonl")),
+        ] {
+            let file = StdFile(std::fs::File::open(&path).unwrap());
+            let bytes = file.stat().unwrap().size;
+            let mark = FileMark {
+                lines: 1,
+                bytes,
+                window_hash: checkpoint::window_hash(&file, bytes).unwrap(),
+            };
+            c.files.insert(name.to_string(), mark);
+        }
+        std::fs::write(state.join(checkpoint::file_name("s1")), c.to_bytes()).unwrap();
+        let session = SessionFile {
+            provider: "claude-code",
+            id: "s1".into(),
+            transcript,
+            folder,
+            size: 0,
+            transcript_size: 0,
+            modified: SystemTime::UNIX_EPOCH,
+        };
+        (dir, session, state)
+    }
+
+    #[test]
+    fn skipped_only_for_the_backend_that_confirmed_that_very_checkpoint() {
+        let (_dir, session, state) = setup();
+        let mut ledger = Ledger::load(&state, URL, KEY);
+        assert!(!ledger.is_up_to_date(&state, &session), "never confirmed");
+        ledger.confirmed(&state, &session);
+        assert!(ledger.is_up_to_date(&state, &session));
+        ledger.save(&state).unwrap();
+        assert!(Ledger::load(&state, URL, KEY).is_up_to_date(&state, &session));
+        assert!(!Ledger::load(&state, "http://127.0.0.1:2", KEY).is_up_to_date(&state, &session));
+        let other_key = "cfb_Else-Key_Q7mZ2xR9vL4kP8sW1nB6cT3yH5jD0ef";
+        assert!(!Ledger::load(&state, URL, other_key).is_up_to_date(&state, &session));
+        let stored = std::fs::read_to_string(state.join(LEDGER_FILE)).unwrap();
+        assert!(!stored.contains(KEY), "{stored}");
+
+        // Another sync moved the checkpoint (same files, other bytes in it).
+        let path = state.join(checkpoint::file_name("s1"));
+        let mut c = Checkpoint::parse(&std::fs::read(&path).unwrap(), "s1").unwrap();
+        c.agent_ids.push("x".into());
+        std::fs::write(&path, c.to_bytes()).unwrap();
+        assert!(!ledger.is_up_to_date(&state, &session));
+    }
+
+    #[test]
+    fn a_grown_rewritten_or_new_file_is_not_skipped() {
+        for change in ["grown", "rewritten", "new subagent", "workflow"] {
+            let (_dir, session, state) = setup();
+            let mut ledger = Ledger::load(&state, URL, KEY);
+            ledger.confirmed(&state, &session);
+            let agents = session.folder.join("s1/subagents");
+            match change {
+                "grown" => std::fs::write(&session.transcript, b"{\"a\":1}\n{\"b\":2}\n{").unwrap(),
+                "rewritten" => {
+                    std::fs::write(&session.transcript, b"{\"a\":1}\n{\"B\":2}\n").unwrap()
+                }
+                "new subagent" => std::fs::write(agents.join("agent-y.jsonl"), b"{}\n").unwrap(),
+                _ => std::fs::create_dir_all(agents.join("workflows/run1")).unwrap(),
+            }
+            assert!(!ledger.is_up_to_date(&state, &session), "{change}");
+        }
+    }
+}
