@@ -7,6 +7,8 @@
 //! backend and mirrors the session into a folder, so it runs on a fresh
 //! machine with no account.
 
+mod commands;
+
 use confab_host::backend::{Backend, BackendConfig, DEFAULT_LOCAL_API_KEY};
 use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_sync::cli::args::{self, Command};
@@ -33,13 +35,25 @@ CONFAB-HOST:
                         not re-read the transcript (else CONFAB_STATE_DIR, else
                         $XDG_STATE_HOME/confab-sync or ~/.local/state/confab-sync)
 
+    confab-host hooks install | uninstall | status [--settings FILE]
+                        the Claude Code hooks that run this binary, in
+                        ~/.claude/settings.json (see hooks --help)
+    confab-host list [--json] [--since DURATION] [--project DIR]
+                        the sessions on disk, newest first, and their lines
+                        on the server (see list --help)
+    confab-host save <session id or unique prefix> [sync flags]
+                        sync one session found among those on disk
+    confab-host sync --all [--since DURATION] [--project DIR] [--jobs N]
+                        sync every session on disk, one per core at once,
+                        with a progress bar and a summary (see sync --all --help)
     confab-host backend [--mirror DIR] [--api-key KEY]
                         run only the local backend: prints its URL on stdout,
                         serves until stdin closes
 
 EXIT STATUS (confab-host):
-    0 every file synced, 1 a sync error, 2 a usage or configuration error;
-    `hook` always 0.";
+    0 every file synced, 1 a sync error (sync --all: some session did not
+    sync), 2 a usage or configuration error (save: no or several sessions
+    match); `hook` always 0.";
 
 const BACKEND_USAGE: &str = "\
 confab-host backend [--mirror DIR] [--api-key KEY]
@@ -150,6 +164,18 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
         return serve_backend(&argv[1..]);
     }
     let host = take_host_options(&mut argv)?;
+    match argv.first().map(String::as_str) {
+        Some("hooks") => return commands::hooks::run(&argv[1..], &host),
+        Some("list") => return commands::list::run(&argv[1..], &host, guard),
+        Some("sync") if argv.iter().any(|a| a == "--all") => {
+            return commands::backfill::run(&argv[1..], &host, guard)
+        }
+        Some("save") => match commands::save::as_sync(&argv[1..])? {
+            Some(sync) => argv = sync,
+            None => return Ok(ExitCode::SUCCESS),
+        },
+        _ => {}
+    }
     let command = args::parse(&argv).map_err(Failure::Usage)?;
     let (common, transcript, mut provider) = match &command {
         Command::Help(text) => {

@@ -14,7 +14,7 @@ use wasmtime::error::Context;
 use wasmtime::{format_err, Result};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::bindings::sync::Command;
-use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -143,15 +143,34 @@ impl Sandbox {
         env: &[(String, String)],
         stdin: Vec<u8>,
     ) -> Result<bool> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.arg("confab-sync")
-            .args(args)
-            .stdin(MemoryInputPipe::new(stdin))
-            .inherit_stdout()
-            .inherit_stderr();
-        for (k, v) in env {
-            wasi.env(k, v);
-        }
+        let mut wasi = command_wasi(args, env, stdin);
+        wasi.inherit_stdout().inherit_stderr();
+        self.run_wasi_command(grant, wasi)
+    }
+
+    /// [`Self::run_command`] with stdout and stderr kept (each up to
+    /// `max_output` bytes) rather than printed: for runs side by side,
+    /// whose output the host sums up (`sync --all`).
+    pub fn run_command_captured(
+        &self,
+        grant: &Grant,
+        args: &[String],
+        env: &[(String, String)],
+        max_output: usize,
+    ) -> Result<CapturedRun> {
+        let stdout = MemoryOutputPipe::new(max_output);
+        let stderr = MemoryOutputPipe::new(max_output);
+        let mut wasi = command_wasi(args, env, Vec::new());
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        let ok = self.run_wasi_command(grant, wasi)?;
+        Ok(CapturedRun {
+            ok,
+            stdout: stdout.contents().to_vec(),
+            stderr: stderr.contents().to_vec(),
+        })
+    }
+
+    fn run_wasi_command(&self, grant: &Grant, wasi: WasiCtxBuilder) -> Result<bool> {
         let mut store = self.store(grant, wasi)?;
         let instance = self.linker.instantiate(&mut store, &self.component)?;
         let command = Command::new(&mut store, &instance)?;
@@ -210,6 +229,27 @@ impl Sandbox {
         }
         Ok(store)
     }
+}
+
+/// What a command run with [`Sandbox::run_command_captured`] did and said.
+#[derive(Debug, Clone)]
+pub struct CapturedRun {
+    /// Whether the command succeeded (its `wasi:cli/run` result or exit status).
+    pub ok: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A command's arguments (after the program name), environment and stdin.
+fn command_wasi(args: &[String], env: &[(String, String)], stdin: Vec<u8>) -> WasiCtxBuilder {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.arg("confab-sync")
+        .args(args)
+        .stdin(MemoryInputPipe::new(stdin));
+    for (k, v) in env {
+        wasi.env(k, v);
+    }
+    wasi
 }
 
 /// How often the epoch advances: the granularity of call deadlines.

@@ -2,6 +2,8 @@
 //! once, the local backend, scratch copies of the fixture sessions, and
 //! byte-for-byte comparisons.
 
+pub mod corpus;
+pub mod home;
 pub mod hostile;
 pub mod last_line;
 pub mod providers;

@@ -1073,7 +1073,7 @@ fn pem_blocks_inside_json_strings_are_redacted_across_lines() {
             pem("RSA")
         );
         let line =
-            serde_json::to_string(&serde_json::json!({"type": "tool_result", "content": content}))
+            serde_json::to_string(&serde_json::json!({"content": content, "type": "tool_result"}))
                 .unwrap();
         assert!(line.contains("\\n-----BEGIN OPENSSH"));
         let (out, counts) = run(&r, &line);
