@@ -4,8 +4,9 @@
 //! the URL's place, in the transcript's place, or in the body of a server
 //! that echoes the `Authorization` header it was sent.
 
+use confab_e2e::hostile;
 use confab_e2e::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -26,24 +27,13 @@ fn echoing_server(status: u16, json: bool) -> String {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             std::thread::spawn(move || {
+                // The whole request, chunked body included: the component
+                // streams its bodies without a Content-Length.
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut authorization = String::new();
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if lower.starts_with("authorization:") {
-                        authorization = line["authorization:".len()..].trim().to_string();
-                    }
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; length];
-                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                let Some(request) = hostile::read_request(&mut reader) else {
+                    return;
+                };
+                let authorization = request.header("authorization").unwrap_or("");
                 let text = format!("request refused; you sent Authorization: {authorization}");
                 let body = if json {
                     serde_json::json!({ "error": text }).to_string()

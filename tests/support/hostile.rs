@@ -91,7 +91,11 @@ fn serve(conn: TcpStream, script: &Script, seen: &Mutex<Vec<Request>>) {
     }
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
+/// One whole request, body included (by `Content-Length` or chunked); `None`
+/// when the connection ends first. Reading the body whole matters: a server
+/// that closes with request bytes unread makes the kernel reset the
+/// connection, which can destroy its answer before the client reads it.
+pub fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     r.read_line(&mut line).ok().filter(|&n| n > 0)?;
     let mut parts = line.split_whitespace();
