@@ -217,11 +217,12 @@ mod tests {
             let mark = FileMark {
                 lines: 1,
                 bytes,
-                window_hash: checkpoint::window_hash(&file, bytes).unwrap(),
+                window_hash: checkpoint::window_hash(&file, bytes, false).unwrap(),
+                open: false,
             };
             c.files.insert(name.to_string(), mark);
         }
-        std::fs::write(state.join(checkpoint::file_name("s1")), c.to_bytes()).unwrap();
+        std::fs::write(state.join(checkpoint::file_name("s1")), c.encode()).unwrap();
         let session = SessionFile {
             provider: "claude-code",
             id: "s1".into(),
@@ -253,7 +254,7 @@ mod tests {
         let path = state.join(checkpoint::file_name("s1"));
         let mut c = Checkpoint::parse(&std::fs::read(&path).unwrap(), "s1").unwrap();
         c.agent_ids.push("x".into());
-        std::fs::write(&path, c.to_bytes()).unwrap();
+        std::fs::write(&path, c.encode()).unwrap();
         assert!(!ledger.is_up_to_date(&state, &session));
     }
 
