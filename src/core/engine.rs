@@ -625,6 +625,14 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
         // confirmed before another starts (the server takes them in order).
         let mut in_flight: Option<SentChunk> = None;
         let mut failure: Option<FileFailureKind> = None;
+        // The file as the provider sees it, for each line and each chunk.
+        let file_type = file.file_type;
+        let file_ref = || FileRef {
+            name: &name,
+            file_type,
+            path: &path,
+            mtime_ns: stat.mtime_ns,
+        };
         loop {
             let line = match reader.next_line() {
                 Ok(Next::Line(line)) => line,
@@ -649,15 +657,15 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                 invalid_utf8 += 1;
             }
             let redacted = redactor.redact_line(&text, &mut counts);
-            let file_ref = FileRef {
-                name: &name,
-                file_type: file.file_type,
-                path: &path,
-                mtime_ns: stat.mtime_ns,
-            };
             let line_no = chunk.first_line() + chunk.lines();
             provider.observe_line(
-                file_ref, line_no, &text, &redacted, redactor, meta, &mut ids,
+                file_ref(),
+                line_no,
+                &text,
+                &redacted,
+                redactor,
+                meta,
+                &mut ids,
             );
             escape_line(&redacted, escaped);
             if !chunk.fits(escaped.len()) {
@@ -666,14 +674,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
                     if let Some(sent) = in_flight.take() {
                         confirm_chunk(progress, client, sent, file, file_report, report)?;
                     }
-                    let file_ref = FileRef {
-                        name: &name,
-                        file_type: file.file_type,
-                        path: &path,
-                        mtime_ns: stat.mtime_ns,
-                    };
                     let meta_ref = provider.annotate_chunk(
-                        file_ref,
+                        file_ref(),
                         chunk.first_line(),
                         meta,
                         redactor,
@@ -707,14 +709,8 @@ impl<F: FileSystem, T: Transport, C: Clock> Engine<F, T, C> {
             confirm_chunk(progress, client, sent, file, file_report, report)?;
         }
         if !chunk.is_empty() {
-            let file_ref = FileRef {
-                name: &name,
-                file_type: file.file_type,
-                path: &path,
-                mtime_ns: stat.mtime_ns,
-            };
             let meta_ref = provider.annotate_chunk(
-                file_ref,
+                file_ref(),
                 chunk.first_line(),
                 meta,
                 redactor,
