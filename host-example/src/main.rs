@@ -7,6 +7,8 @@
 //! backend and mirrors the session into a folder, so it runs on a fresh
 //! machine with no account.
 
+mod daemon;
+
 use confab_host::backend::{Backend, BackendConfig, DEFAULT_LOCAL_API_KEY};
 use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_sync::cli::args::{self, Command};
@@ -35,6 +37,9 @@ CONFAB-HOST:
     confab-host backend [--mirror DIR] [--api-key KEY]
                         run only the local backend: prints its URL on stdout,
                         serves until stdin closes
+    confab-host daemon [status [--json] | stop]
+                        one process syncing every live session; the hook
+                        starts it on SessionStart (see daemon --help)
 
 EXIT STATUS (confab-host):
     0 every file synced, 1 a sync error, 2 a usage or configuration error;
@@ -149,6 +154,9 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
         return serve_backend(&argv[1..]);
     }
     let host = take_host_options(&mut argv)?;
+    if argv.first().map(String::as_str) == Some("daemon") {
+        return daemon::command(&argv[1..], &host, guard);
+    }
     let command = args::parse(&argv).map_err(Failure::Usage)?;
     let (common, transcript) = match &command {
         Command::Help(text) => {
@@ -168,7 +176,14 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     let transcript = if is_hook {
         let _ = std::io::stdin().take(1 << 20).read_to_end(&mut stdin);
         match HookInput::parse(&stdin) {
-            Ok(input) => Some(input.transcript_path),
+            Ok(input) => {
+                // SessionStart and (for a session the daemon holds) SessionEnd
+                // go to the daemon; anything else syncs once, as before.
+                if let Some(done) = daemon::hook::take_over(&input, &stdin, &host, &common, guard) {
+                    return Ok(done);
+                }
+                Some(input.transcript_path)
+            }
             Err(m) => {
                 eprintln!("confab-sync hook: {}", guard.hide(&m));
                 return Ok(ExitCode::SUCCESS);
