@@ -220,6 +220,8 @@ impl Sandbox {
             if grant.fault_injection {
                 // Woken every tick, so that a requested trap lands within one.
                 store.data_mut().fault_injection = true;
+                store.data_mut().ticks_left = ticks;
+                store.set_epoch_deadline(1);
                 store.epoch_deadline_callback(|mut ctx| {
                     let state = ctx.data_mut();
                     if state.trap.now.load(Ordering::SeqCst) || state.ticks_left == 0 {
