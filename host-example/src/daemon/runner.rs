@@ -30,6 +30,9 @@ const END_GIVE_UP: Duration = Duration::from_secs(3600);
 /// A session the backend no longer knows (deleted there) this many times
 /// in a row is forgotten rather than created again.
 const MAX_NOT_FOUND: u32 = 3;
+/// A session whose sync read more than this gets a fresh instance for its
+/// next round (see where it is used).
+const RECYCLE_AFTER_READ: u64 = 1 << 20;
 /// Longest time one call into a session's instance may take; past it the
 /// instance traps and is replaced (a wedged session never stops the rest).
 pub const CALL_DEADLINE: Duration = Duration::from_secs(600);
@@ -413,6 +416,12 @@ impl<'a> Daemon<'a> {
                 });
                 if report.lines > 0 {
                     self.log(&format!("session {id}: {} new lines", report.lines));
+                }
+                if report.read_bytes > RECYCLE_AFTER_READ {
+                    // A linear memory never shrinks: after a big read (a
+                    // first sync), a fresh instance, which resumes from the
+                    // checkpoint, holds kilobytes instead of that peak.
+                    live.engine = None;
                 }
                 for f in &report.failed {
                     self.log(&format!(
