@@ -208,7 +208,7 @@ impl Agent {
         );
         let log = home.path().join(format!("hook-{id}.err"));
         let script = format!(
-            "'{}' hook < '{}' 2>> '{}'; echo started; sleep 600",
+            "'{}' hook < '{}' 2>> '{}'; echo started; exec sleep 600",
             confab_host_path().display(),
             input.display(),
             log.display()

@@ -40,6 +40,10 @@ CONFAB-HOST:
     confab-host daemon [status [--json] | stop]
                         one process syncing every live session; the hook
                         starts it on SessionStart (see daemon --help)
+    confab-host hook    as above, and with the daemon: SessionStart registers
+                        the session and starts the daemon if none runs (no
+                        sync in the hook); SessionEnd of a session the daemon
+                        holds hands it the final sync and session_end
 
 EXIT STATUS (confab-host):
     0 every file synced, 1 a sync error, 2 a usage or configuration error;

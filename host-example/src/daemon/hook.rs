@@ -104,7 +104,12 @@ fn ensure_daemon(paths: &Paths, host: &HostOptions, pass: &PassOn) -> Result<(),
 /// (the daemon does the final sync and sends `session_end` with `stdin` as
 /// payload) and return true. Otherwise false: the caller syncs it once.
 pub fn session_end(input: &HookInput, stdin: &[u8], host: &HostOptions) -> Result<bool, Failure> {
-    let paths = super::paths(host)?;
+    // Nothing is created here: with no state folder or no registration,
+    // the one-shot sync runs as it always did.
+    let Some(state) = crate::state_dir(host) else {
+        return Ok(false);
+    };
+    let paths = Paths::new(std::fs::canonicalize(&state).unwrap_or(state));
     let path = registry::path_of(&paths.sessions(), &input.session_id);
     let Some(mut registration) = registry::read(&path) else {
         return Ok(false);

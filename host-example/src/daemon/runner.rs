@@ -561,8 +561,9 @@ impl<'a> Daemon<'a> {
                 .map_err(|e| Failed::Crashed(root(&e)))?
                 .map_err(Failed::Sync)?;
             engine.initialized = true;
-        } else if live.trap_pending {
-            // The test fault: a sync after the first, so that a chunk of new
+        }
+        if live.trap_pending && live.last_sync_at.is_some() {
+            // The test fault: after the first sync, so that a chunk of new
             // lines is what the instance dies on.
             live.trap_pending = false;
             engine.instance.trap_after_next_chunk();
