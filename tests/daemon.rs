@@ -628,3 +628,24 @@ fn daemon_status_without_a_daemon_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--interval takes a number of seconds") && err.lines().count() == 1);
 }
+
+#[test]
+fn a_transcript_inside_the_state_folder_is_refused_not_made_writable() {
+    let backend = backend();
+    let home = Home::new(&backend.url());
+    let dir = home.state().join("inside");
+    std::fs::create_dir_all(&dir).unwrap();
+    let transcript = dir.join(format!("{SESSION_A}.jsonl"));
+    std::fs::copy(fixtures().join(format!("{SESSION_A}.jsonl")), &transcript).unwrap();
+    let _agent = Agent::start(&home, SESSION_A, &transcript);
+    assert!(
+        eventually(LIMIT, || home
+            .session_status(SESSION_A)
+            .is_some_and(|s| s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("must stay read-only")))),
+        "log:\n{}",
+        home.log()
+    );
+    assert!(backend.session(SESSION_A).is_none(), "nothing was sent");
+}

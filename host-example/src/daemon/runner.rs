@@ -539,6 +539,19 @@ impl<'a> Daemon<'a> {
     fn sync(&mut self, live: &mut Live) -> Result<SyncReport, Failed> {
         if live.engine.is_none() {
             let grant = self.grant(live);
+            // The one writable folder must not hold a folder granted
+            // read-only: through it, the transcripts would be writable.
+            if let Some(folder) = grant
+                .read_only_dirs
+                .iter()
+                .find(|f| f.starts_with(&self.target.state_dir))
+            {
+                return Err(Failed::Sync(SyncError::InvalidConfig(format!(
+                    "the state folder {} holds the transcript's folder {}, which must stay read-only: choose another state folder",
+                    self.target.state_dir.display(),
+                    folder.display()
+                ))));
+            }
             let mut instance = self
                 .sandbox
                 .instantiate(&grant)
