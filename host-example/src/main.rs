@@ -8,6 +8,7 @@
 //! machine with no account.
 
 mod commands;
+mod daemon;
 
 use confab_host::backend::{Backend, BackendConfig, DEFAULT_LOCAL_API_KEY};
 use confab_host::sandbox::{Deadlines, Grant, Sandbox};
@@ -49,6 +50,13 @@ CONFAB-HOST:
     confab-host backend [--mirror DIR] [--api-key KEY]
                         run only the local backend: prints its URL on stdout,
                         serves until stdin closes
+    confab-host daemon [status [--json] | stop]
+                        one process syncing every live session; the hook
+                        starts it on SessionStart (see daemon --help)
+    confab-host hook    as above, and with the daemon: SessionStart registers
+                        the session and starts the daemon if none runs (no
+                        sync in the hook); SessionEnd of a session the daemon
+                        holds hands it the final sync and session_end
 
 EXIT STATUS (confab-host):
     0 every file synced, 1 a sync error (sync --all: some session did not
@@ -165,6 +173,7 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     }
     let host = take_host_options(&mut argv)?;
     match argv.first().map(String::as_str) {
+        Some("daemon") => return daemon::command(&argv[1..], &host, guard),
         Some("hooks") => return commands::hooks::run(&argv[1..], &host),
         Some("list") => return commands::list::run(&argv[1..], &host, guard),
         Some("sync") if argv.iter().any(|a| a == "--all") => {
@@ -200,6 +209,11 @@ fn run(mut argv: Vec<String>, guard: &KeyGuard) -> Result<ExitCode, Failure> {
         let _ = std::io::stdin().take(1 << 20).read_to_end(&mut stdin);
         match HookInput::parse(&stdin) {
             Ok(input) => {
+                // SessionStart and (for a session the daemon holds) SessionEnd
+                // go to the daemon; anything else syncs once, as before.
+                if let Some(done) = daemon::hook::take_over(&input, &stdin, &host, &common, guard) {
+                    return Ok(done);
+                }
                 provider = Some(input.agent);
                 input.transcript_or_derived(std::env::var("HOME").ok().as_deref())
             }

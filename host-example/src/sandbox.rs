@@ -8,6 +8,8 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::error::Context;
@@ -44,6 +46,10 @@ pub struct Grant {
     /// e.g. for `watch`); enforced with wasmtime's epoch interruption, so
     /// only by a sandbox loaded with [`Deadlines::Enforced`].
     pub deadline: Option<Duration>,
+    /// Lets [`Instance::trap_after_next_chunk`] crash this instance on
+    /// purpose (tests of a host that must survive a crashed instance).
+    /// Needs [`Deadlines::Enforced`]; off by default.
+    pub fault_injection: bool,
 }
 
 impl Grant {
@@ -55,6 +61,7 @@ impl Grant {
             allowed_origin: origin_of_url(backend_url),
             memory_limit: 256 << 20,
             deadline: Some(Duration::from_secs(3600)),
+            fault_injection: false,
         }
     }
 }
@@ -204,18 +211,23 @@ impl Sandbox {
         // done on this thread rather than handed to a blocking-pool thread
         // and waited for.
         wasi.allow_blocking_current_thread(true);
+        let trap = Arc::new(TrapSwitch::default());
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: OriginPolicy {
                 allowed: grant.allowed_origin.clone(),
+                trap: trap.clone(),
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(grant.memory_limit)
                 .instances(4)
                 .build(),
             deadline_ticks: None,
+            fault_injection: false,
+            ticks_left: 0,
+            trap,
         };
         let ticks = grant.deadline.map_or(u64::MAX, |d| {
             (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
@@ -224,8 +236,23 @@ impl Sandbox {
         store.limiter(|s| &mut s.limits);
         if self.deadlines == Deadlines::Enforced {
             store.data_mut().deadline_ticks = Some(ticks);
-            store.set_epoch_deadline(ticks);
-            store.epoch_deadline_trap();
+            if grant.fault_injection {
+                // Woken every tick, so that a requested trap lands within one.
+                store.data_mut().fault_injection = true;
+                store.data_mut().ticks_left = ticks;
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(|mut ctx| {
+                    let state = ctx.data_mut();
+                    if state.trap.now.load(Ordering::SeqCst) || state.ticks_left == 0 {
+                        return Err(wasmtime::Trap::Interrupt.into());
+                    }
+                    state.ticks_left -= 1;
+                    Ok(wasmtime::UpdateDeadline::Continue(1))
+                });
+            } else {
+                store.set_epoch_deadline(ticks);
+                store.epoch_deadline_trap();
+            }
         }
         Ok(store)
     }
@@ -317,7 +344,22 @@ impl Instance {
     /// Each call gets the whole deadline of the grant.
     fn arm(&mut self) {
         if let Some(ticks) = self.store.data().deadline_ticks {
-            self.store.set_epoch_deadline(ticks);
+            if self.store.data().fault_injection {
+                self.store.data_mut().ticks_left = ticks;
+                self.store.set_epoch_deadline(1);
+            } else {
+                self.store.set_epoch_deadline(ticks);
+            }
+        }
+    }
+
+    /// Make this instance trap (`wasm trap: interrupt`) within a tick of
+    /// the backend receiving its next chunk: the chunk is stored, the guest
+    /// never learns so, and the instance is dead. A fault for tests; only
+    /// with [`Grant::fault_injection`] (else this does nothing).
+    pub fn trap_after_next_chunk(&mut self) {
+        if self.store.data().fault_injection {
+            self.store.data().trap.armed.store(true, Ordering::SeqCst);
         }
     }
 
@@ -404,6 +446,19 @@ struct HostState {
     /// Epoch ticks each call may run (see [`Grant::deadline`]); `None`
     /// without [`Deadlines::Enforced`].
     deadline_ticks: Option<u64>,
+    /// With [`Grant::fault_injection`]: ticks left to the current call
+    /// (the deadline callback counts them down one by one).
+    fault_injection: bool,
+    ticks_left: u64,
+    trap: Arc<TrapSwitch>,
+}
+
+/// [`Instance::trap_after_next_chunk`]: armed by the host, fired by the
+/// HTTP hook when a chunk goes out, acted on by the epoch callback.
+#[derive(Default)]
+struct TrapSwitch {
+    armed: AtomicBool,
+    now: AtomicBool,
 }
 
 impl WasiView for HostState {
@@ -428,6 +483,7 @@ impl WasiHttpView for HostState {
 /// Refuses every outgoing request whose origin is not the backend's.
 struct OriginPolicy {
     allowed: String,
+    trap: Arc<TrapSwitch>,
 }
 
 impl WasiHttpHooks for OriginPolicy {
@@ -457,6 +513,10 @@ impl WasiHttpHooks for OriginPolicy {
                 .unwrap_or_default()
         );
         let allowed = origin == self.allowed;
+        let trap_after = allowed
+            && uri.path() == "/api/v1/sync/chunk"
+            && self.trap.armed.swap(false, Ordering::SeqCst);
+        let trap = self.trap.clone();
         if !allowed {
             eprintln!(
                 "confab-host: refused a request to {origin}: only {} is allowed",
@@ -475,6 +535,13 @@ impl WasiHttpHooks for OriginPolicy {
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            if trap_after {
+                // The chunk is stored; the guest traps at its first epoch
+                // check once it has the answer (two ticks on, the deadline
+                // of one tick is past).
+                trap.now.store(true, Ordering::SeqCst);
+                tokio::time::sleep(EPOCH_TICK * 2).await;
+            }
             Ok((
                 res.map(BodyExt::boxed_unsync),
                 Box::new(io)

@@ -76,9 +76,18 @@ pub trait FileSystem {
     /// Whole content of a small file (e.g. `.git/config`), `None` when absent or unreadable.
     fn read_small(&self, path: &str, max_bytes: usize) -> Option<Vec<u8>> {
         let file = self.open(path).ok()?;
-        let mut buf = vec![0u8; max_bytes];
+        // Grown as it fills, not `max_bytes` at once: a checkpoint is a few
+        // hundred bytes, and a 4 MiB buffer per read stayed in every
+        // long-lived instance (a linear memory never shrinks).
+        let mut buf = vec![0u8; max_bytes.min(SMALL_READ_START)];
         let mut filled = 0;
-        while filled < buf.len() {
+        loop {
+            if filled == buf.len() {
+                if buf.len() >= max_bytes {
+                    break;
+                }
+                buf.resize((buf.len() * 2).min(max_bytes), 0);
+            }
             match file.read_at(&mut buf[filled..], filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
@@ -89,6 +98,9 @@ pub trait FileSystem {
         Some(buf)
     }
 }
+
+/// The first buffer of [`FileSystem::read_small`].
+const SMALL_READ_START: usize = 16 << 10;
 
 /// HTTP methods the protocol uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,12 @@ use std::borrow::Cow;
 /// (63.6 -> 61.5 MiB, the target being under 64) at no measurable speed.
 pub const READ_SIZE: usize = 2 << 20;
 
+/// The first read's size: the buffer doubles up to the read size while
+/// reads fill it, so a sync of a few new lines (a live session's usual
+/// round) holds kilobytes, not 2 MiB, in an instance that lives on
+/// between rounds (a linear memory never shrinks).
+pub const FIRST_READ_SIZE: usize = 64 << 10;
+
 /// A line as text: borrowed when it is valid UTF-8, else with the invalid
 /// bytes replaced. The strict check runs several times faster than the lossy
 /// one (7,200 vs 1,400 MiB/s natively, benches/stages.rs), which only a bad line needs.
@@ -82,6 +88,10 @@ pub struct LineReader<'f, F: ReadAt> {
     /// The line just before `consumed` was handed out without its `\n`:
     /// a `\n` met at `consumed` closes it and is skipped.
     open: bool,
+    /// Reads grow to this while they fill the buffer.
+    read_size: usize,
+    /// The last read filled the room it had: more is likely to come.
+    filled_up: bool,
 }
 
 impl<'f, F: ReadAt> LineReader<'f, F> {
@@ -106,7 +116,7 @@ impl<'f, F: ReadAt> LineReader<'f, F> {
     pub fn with_read_size(file: &'f F, offset: u64, max_line: usize, read_size: usize) -> Self {
         LineReader {
             file,
-            buf: vec![0; read_size.max(1)],
+            buf: vec![0; read_size.clamp(1, FIRST_READ_SIZE)],
             start: 0,
             scan: 0,
             end: 0,
@@ -115,6 +125,8 @@ impl<'f, F: ReadAt> LineReader<'f, F> {
             eof: false,
             max_line,
             open: false,
+            read_size: read_size.max(1),
+            filled_up: false,
         }
     }
 
@@ -193,13 +205,18 @@ impl<'f, F: ReadAt> LineReader<'f, F> {
         if self.end == self.buf.len() {
             let grown = (self.buf.len() * 2).min(self.max_line + 1 + READ_SIZE);
             self.buf.resize(grown.max(self.buf.len() + 1), 0);
+        } else if self.filled_up && self.buf.len() < self.read_size {
+            let grown = (self.buf.len() * 2).min(self.read_size);
+            self.buf.resize(grown, 0);
         }
     }
 
     fn fill(&mut self) -> Result<(), String> {
+        let room = self.buf.len() - self.end;
         let n = self
             .file
             .read_at(&mut self.buf[self.end..], self.file_pos)?;
+        self.filled_up = n == room;
         if n == 0 {
             self.eof = true;
         } else {
