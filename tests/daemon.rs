@@ -198,21 +198,38 @@ fn hook_input(event: &str, id: &str, transcript: &Path) -> Value {
 /// then sleeps until killed (killed at the latest when dropped).
 struct Agent {
     child: Child,
+    started: std::time::Instant,
 }
+
+/// How long after its `SessionStart` an agent's exit may still be taken for
+/// a wrapper shell's (the daemon's `WRAPPER_GRACE_SECS`, plus a second).
+const WRAPPER_GRACE: Duration = Duration::from_secs(6);
 
 impl Agent {
     fn start(home: &Home, id: &str, transcript: &Path) -> Agent {
+        Agent::start_hook(home, id, transcript, false)
+    }
+
+    /// `wrapped`: the hook runs under a shell of its own that does not
+    /// `exec` it and exits right after it, as `sh -c 'cmd; true'` does.
+    fn start_hook(home: &Home, id: &str, transcript: &Path, wrapped: bool) -> Agent {
         let input = home.input_file(
             &format!("start-{id}.json"),
             &hook_input("SessionStart", id, transcript),
         );
         let log = home.path().join(format!("hook-{id}.err"));
-        let script = format!(
-            "'{}' hook < '{}' 2>> '{}'; echo started; exec sleep 600",
+        let hook = format!(
+            "'{}' hook < '{}' 2>> '{}'",
             confab_host_path().display(),
             input.display(),
             log.display()
         );
+        let hook = if wrapped {
+            format!("sh -c \"{hook}; true\"")
+        } else {
+            hook
+        };
+        let script = format!("{hook}; echo started; exec sleep 600");
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(script).stdout(Stdio::piped());
         home.env(&mut cmd);
@@ -220,7 +237,19 @@ impl Agent {
         // The hook has returned once the shell says so.
         let mut line = [0u8; 8];
         child.stdout.take().unwrap().read_exact(&mut line).unwrap();
-        Agent { child }
+        Agent {
+            child,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Kill the agent, once the daemon can no longer take its exit for a
+    /// wrapper shell's.
+    fn kill_after_grace(&mut self) {
+        if let Some(left) = WRAPPER_GRACE.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(left);
+        }
+        self.kill();
     }
 
     fn pid(&self) -> u32 {
@@ -357,7 +386,7 @@ fn two_live_sessions_sync_while_their_agents_work_then_end() {
 
     // B's agent dies: the daemon notices, syncs the last lines, ends it.
     append(&b, &new_lines(4));
-    agent_b.kill();
+    agent_b.kill_after_grace();
     assert!(
         eventually(LIMIT, || events(&backend, SESSION_B).len() == 1),
         "no session_end for B; log:\n{}",
@@ -421,7 +450,9 @@ fn racing_session_starts_start_one_daemon() {
             .len(),
         4
     );
-    drop(agents);
+    for mut agent in agents {
+        agent.kill_after_grace();
+    }
     assert!(
         eventually(LIMIT, || !home.daemon_running()),
         "log:\n{}",
@@ -648,4 +679,36 @@ fn a_transcript_inside_the_state_folder_is_refused_not_made_writable() {
         home.log()
     );
     assert!(backend.session(SESSION_A).is_none(), "nothing was sent");
+}
+
+#[test]
+fn a_hook_run_by_a_shell_that_does_not_exec_it_still_watches_the_agent() {
+    let backend = backend();
+    let home = Home::new(&backend.url());
+    let a = home.session("proj-a", SESSION_A);
+    let mut agent = Agent::start_hook(&home, SESSION_A, &a, true);
+    wait_stored(&backend, &home, SESSION_A, &a);
+    // The wrapper shell exited right after the hook: its parent, the agent,
+    // is watched instead, and the session lives on past the grace.
+    assert!(
+        eventually(LIMIT, || home
+            .session_status(SESSION_A)
+            .is_some_and(|s| s["agent_pid"] == agent.pid())),
+        "the agent is the wrapper's parent; log:\n{}",
+        home.log()
+    );
+    std::thread::sleep(WRAPPER_GRACE);
+    assert!(events(&backend, SESSION_A).is_empty(), "no session_end yet");
+    assert_eq!(home.registered(), vec![format!("{SESSION_A}.json")]);
+    append(&a, &new_lines(2));
+    wait_stored(&backend, &home, SESSION_A, &a);
+
+    // The agent itself exits: the session ends.
+    agent.kill_after_grace();
+    assert!(
+        eventually(LIMIT, || events(&backend, SESSION_A).len() == 1),
+        "no session_end; log:\n{}",
+        home.log()
+    );
+    assert!(stored(&backend, SESSION_A, &a));
 }

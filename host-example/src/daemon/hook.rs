@@ -45,6 +45,8 @@ pub fn session_start(input: &HookInput, host: &HostOptions, pass: &PassOn) -> Re
         cwd: input.cwd.clone(),
         agent_pid: Some(agent),
         agent_start: process::start_time(agent),
+        agent_parent_pid: process::parent_of(agent),
+        agent_parent_start: process::parent_of(agent).and_then(process::start_time),
         registered_at: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -14,6 +14,18 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The parent of process `pid` (field 4 of `/proc/<pid>/stat`); `None`
+/// where there is no `/proc`, or for init.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+        .filter(|&p: &u32| p > 1)
+}
+
 /// Whether the process that registered as `pid` (started at `start`, when
 /// known) still runs. A zombie (exited, not yet reaped) does not.
 pub fn is_alive(pid: u32, start: Option<u64>) -> bool {
@@ -85,6 +97,9 @@ mod tests {
             !is_alive(me, start_time(me).map(|t| t + 1)),
             "another start time is another process"
         );
+        if Path::new("/proc/self/stat").exists() {
+            assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
+        }
         let mut child = Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();

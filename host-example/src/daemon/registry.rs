@@ -25,6 +25,14 @@ pub struct Registration {
     /// process given the same pid later is not taken for the agent.
     #[serde(default)]
     pub agent_start: Option<u64>,
+    /// The parent of that process when the hook ran, and when it started:
+    /// the agent instead, if the hook's parent turns out to be a shell that
+    /// ran the hook without `exec` and exits right after it (see
+    /// `runner::adopt_wrapper_parent`).
+    #[serde(default)]
+    pub agent_parent_pid: Option<u32>,
+    #[serde(default)]
+    pub agent_parent_start: Option<u64>,
     /// Seconds since the Unix epoch.
     pub registered_at: u64,
     /// The `SessionEnd` hook input, once the session ended: the daemon
@@ -125,6 +133,8 @@ mod tests {
             cwd: "/r".into(),
             agent_pid: Some(7),
             agent_start: None,
+            agent_parent_pid: None,
+            agent_parent_start: None,
             registered_at: 1,
             ended: None,
         };

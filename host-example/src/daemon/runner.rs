@@ -282,9 +282,23 @@ impl<'a> Daemon<'a> {
     fn check_endings(&mut self) {
         let idle = self.pacing.session_idle;
         let mut ended = Vec::new();
+        let mut adopted = Vec::new();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         for (key, live) in self.sessions.iter_mut() {
             if live.ending.is_some() {
                 continue;
+            }
+            let agent_gone = live
+                .registration
+                .agent_pid
+                .is_some_and(|pid| !process::is_alive(pid, live.registration.agent_start));
+            if agent_gone && adopt_wrapper_parent(&mut live.registration, now) {
+                // Kept on disk too, so a restarted daemon watches the agent.
+                let _ = registry::write(&self.paths.sessions(), &live.registration);
+                adopted.push(live.registration.session_id.clone());
             }
             let size = std::fs::metadata(&live.registration.transcript_path)
                 .ok()
@@ -308,6 +322,11 @@ impl<'a> Daemon<'a> {
                 live.next_due = Instant::now();
                 ended.push((key.clone(), reason));
             }
+        }
+        for id in adopted {
+            self.log(&format!(
+                "session {id}: the hook's parent exited right after the hook (a shell that ran it without exec); its parent is the agent"
+            ));
         }
         for (key, reason) in ended {
             let id = &self.sessions[&key].registration.session_id;
@@ -650,6 +669,28 @@ enum Failed {
 fn root(e: &wasmtime::Error) -> String {
     let text = e.root_cause().to_string();
     text.lines().next().unwrap_or("").to_string()
+}
+
+/// How soon after its registration an agent that exits is taken for a
+/// wrapper shell rather than the agent.
+const WRAPPER_GRACE_SECS: u64 = 5;
+
+/// The hook's parent is gone within seconds of the hook: it was a shell that
+/// ran the hook without `exec` (`sh -c 'confab-host hook; ...'`), not the
+/// agent. Its parent, alive, becomes the agent. Returns whether it did.
+fn adopt_wrapper_parent(registration: &mut Registration, now_secs: u64) -> bool {
+    let Some(parent) = registration.agent_parent_pid else {
+        return false;
+    };
+    if now_secs.saturating_sub(registration.registered_at) > WRAPPER_GRACE_SECS
+        || !process::is_alive(parent, registration.agent_parent_start)
+    {
+        return false;
+    }
+    registration.agent_pid = Some(parent);
+    registration.agent_start = registration.agent_parent_start.take();
+    registration.agent_parent_pid = None;
+    true
 }
 
 pub fn error_message(e: &SyncError) -> String {
