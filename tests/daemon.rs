@@ -179,7 +179,7 @@ impl Drop for Home {
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
         if let Some(pid) = status.and_then(|s| s["pid"].as_u64()) {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let _ = kill_9(pid);
         }
     }
 }
@@ -192,6 +192,15 @@ fn hook_input(event: &str, id: &str, transcript: &Path) -> Value {
         "hook_event_name": event,
         "source": "startup",
     })
+}
+
+/// `kill -9 <pid>` through the shell's builtin: `/bin/kill` comes with
+/// procps, which a minimal Debian may lack.
+fn kill_9(pid: u64) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -9 {pid}"))
+        .status()
 }
 
 /// A fake agent: a shell that runs the `SessionStart` hook as its child,
@@ -511,10 +520,7 @@ fn a_restarted_daemon_picks_its_sessions_up() {
 
     // The daemon dies hard (kill -9): the registration stays in the state folder.
     let pid = home.status()["daemon"]["pid"].as_u64().unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill_9(pid).unwrap();
     assert!(eventually(LIMIT, || !home.daemon_running()));
     append(&a, &new_lines(4));
 
