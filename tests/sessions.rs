@@ -296,6 +296,23 @@ fn a_session_moved_on_by_another_sync_is_not_skipped() {
 }
 
 #[test]
+fn sync_all_passes_sync_flags_on_with_their_values_in_either_form() {
+    let setup = Setup::new(3);
+    let url = setup.backend.url();
+    let out = setup.run(&[
+        "sync",
+        "--all",
+        "--backend-url",
+        &url,
+        "--hostname",
+        "box-7",
+        "--username=ann",
+    ]);
+    ok(&out);
+    setup.assert_all_stored();
+}
+
+#[test]
 fn a_session_that_fails_does_not_stop_the_others_and_the_exit_status_says_so() {
     let setup = Setup::new(8);
     ok(&setup.run(&["sync", "--all", "--jobs", "3"]));

@@ -120,6 +120,19 @@ validate
     Check the API key against the backend (GET /api/v1/auth/validate).";
 
 /// Parse the arguments after the program name.
+/// The flags of `sync` that take a value (`--flag VALUE` or `--flag=VALUE`),
+/// for a host that passes some of them on, such as `confab-host sync --all`.
+pub const SYNC_VALUE_FLAGS: &[&str] = &[
+    "--backend-url",
+    "--api-key",
+    "--timeout",
+    "--hostname",
+    "--username",
+    "--external-id",
+    "--cwd",
+    "--provider",
+];
+
 pub fn parse(argv: &[String]) -> Result<Command, String> {
     let mut it = argv.iter().map(String::as_str);
     let command = match it.next() {
@@ -219,6 +232,15 @@ pub fn parse(argv: &[String]) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listed_value_flags_are_the_ones_sync_takes_a_value_for() {
+        for flag in SYNC_VALUE_FLAGS {
+            let e =
+                parse(&["sync".to_string(), "/p/s.jsonl".into(), flag.to_string()]).unwrap_err();
+            assert!(e.contains("needs a value"), "{flag}: {e}");
+        }
+    }
 
     fn p(args: &[&str]) -> Result<Command, String> {
         parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())

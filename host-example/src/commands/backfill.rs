@@ -7,7 +7,7 @@
 //! this backend last confirmed it (per the engine's checkpoint and the
 //! ledger of [`confab_host::swept`]) is not run at all.
 
-use super::Selection;
+use super::{Flags, Selection};
 use crate::{Failure, HostOptions};
 use confab_host::sandbox::{Deadlines, Grant, Sandbox};
 use confab_host::sessions::{self, SessionFile};
@@ -68,20 +68,9 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
     let mut jobs = None;
     let mut recheck = false;
     let mut passed = Vec::new();
-    let mut it = argv.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| {
-                    Failure::Usage(format!("{flag} needs a value (try sync --all --help)"))
-                })
-        };
+    let mut flags = Flags::new(argv, "sync --all --help");
+    while let Some((arg, flag, inline)) = flags.next_arg() {
+        let mut value = || flags.value(flag, inline);
         if selection.take(flag, &mut value)? {
             continue;
         }
@@ -108,7 +97,12 @@ pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<Exit
                     "sync --all takes no transcript (`{arg}`): give one or the other"
                 )))
             }
-            _ => passed.push(arg.clone()),
+            _ => {
+                passed.push(arg.to_string());
+                if inline.is_none() && args::SYNC_VALUE_FLAGS.contains(&flag) {
+                    passed.push(value()?);
+                }
+            }
         }
     }
     // The flags passed on to each session's `sync` are checked once, here,

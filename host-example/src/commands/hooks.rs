@@ -2,6 +2,7 @@
 //! that run this binary, written into its settings file (the editing itself
 //! is [`confab_host::claude_hooks`]).
 
+use super::Flags;
 use crate::{Failure, HostOptions};
 use confab_host::claude_hooks::{self, SettingsFile, Wanted};
 use std::path::{Path, PathBuf};
@@ -54,18 +55,9 @@ pub fn run(argv: &[String], host: &HostOptions) -> Result<ExitCode, Failure> {
     let mut settings = None;
     let mut runner = Runner::ConfabHost;
     let mut dry_run = false;
-    let mut it = argv.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| Failure::Usage(format!("{flag} needs a value (try hooks --help)")))
-        };
+    let mut flags = Flags::new(argv, "hooks --help");
+    while let Some((flag, inline)) = flags.next_flag() {
+        let mut value = || flags.value(flag, inline);
         match flag {
             "-h" | "--help" => {
                 println!("{HELP}");

@@ -1,7 +1,7 @@
 //! `confab-host list`: the sessions on disk, newest first, and how far each
 //! is on the server per the engine's checkpoint in the state folder.
 
-use super::Selection;
+use super::{Flags, Selection};
 use crate::{Failure, HostOptions};
 use confab_host::sessions::{self, Details, OnServer, SessionFile};
 use confab_sync::cli::output::rfc3339_utc;
@@ -27,18 +27,9 @@ confab-host list [--json] [--since DURATION] [--project DIR]
 pub fn run(argv: &[String], host: &HostOptions, guard: &KeyGuard) -> Result<ExitCode, Failure> {
     let mut selection = Selection::default();
     let mut as_json = false;
-    let mut it = argv.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| Failure::Usage(format!("{flag} needs a value (try list --help)")))
-        };
+    let mut flags = Flags::new(argv, "list --help");
+    while let Some((flag, inline)) = flags.next_flag() {
+        let mut value = || flags.value(flag, inline);
         if selection.take(flag, &mut value)? {
             continue;
         }

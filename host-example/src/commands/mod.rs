@@ -18,6 +18,44 @@ use confab_host::sessions::{self, SessionFile, SessionSource};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+/// A command's arguments, read as flags: `--flag value` or `--flag=value`.
+pub struct Flags<'a> {
+    rest: std::slice::Iter<'a, String>,
+    /// Named in the error of a flag without its value, e.g. `list --help`.
+    help: &'static str,
+}
+
+impl<'a> Flags<'a> {
+    pub fn new(argv: &'a [String], help: &'static str) -> Self {
+        Flags {
+            rest: argv.iter(),
+            help,
+        }
+    }
+
+    /// The next argument: its name, and the value after `=` if it has one.
+    pub fn next_flag(&mut self) -> Option<(&'a str, Option<&'a str>)> {
+        self.next_arg().map(|(_, flag, inline)| (flag, inline))
+    }
+
+    /// The same, with the argument as it was written.
+    pub fn next_arg(&mut self) -> Option<(&'a str, &'a str, Option<&'a str>)> {
+        let arg = self.rest.next()?;
+        Some(match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (arg.as_str(), flag, Some(value)),
+            _ => (arg.as_str(), arg.as_str(), None),
+        })
+    }
+
+    /// The value of `flag`: `inline` (after `=`), else the next argument.
+    pub fn value(&mut self, flag: &str, inline: Option<&str>) -> Result<String, Failure> {
+        inline
+            .map(str::to_string)
+            .or_else(|| self.rest.next().cloned())
+            .ok_or_else(|| Failure::Usage(format!("{flag} needs a value (try {})", self.help)))
+    }
+}
+
 /// `--since DURATION` and `--project DIR`.
 #[derive(Debug, Default)]
 pub struct Selection {
