@@ -303,7 +303,7 @@ fn hook<P: Platform>(p: &mut P, common: &CommonArgs) -> Exit {
     }
     if input.is_session_end() {
         let payload = String::from_utf8_lossy(&stdin);
-        let timestamp = output::rfc3339_utc(p.unix_time());
+        let timestamp = crate::core::timestamp::rfc3339_utc(p.unix_time());
         if let Err(e) = engine.send_event("session_end", &timestamp, payload.trim()) {
             say(p, &format!("could not send session_end: {}", e.message));
         }

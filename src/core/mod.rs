@@ -28,3 +28,4 @@ pub mod report;
 pub mod retry;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod timestamp;

@@ -4,8 +4,8 @@
 use super::{Flags, Selection};
 use crate::{Failure, HostOptions};
 use confab_host::sessions::{self, Details, OnServer, SessionFile};
-use confab_sync::cli::output::rfc3339_utc;
 use confab_sync::core::api_key::KeyGuard;
+use confab_sync::core::timestamp::rfc3339_utc;
 use serde_json::json;
 use std::process::ExitCode;
 

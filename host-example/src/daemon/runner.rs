@@ -145,7 +145,7 @@ impl<'a> Daemon<'a> {
     fn log(&self, message: &str) {
         let line = format!(
             "{} confab-host daemon: {}",
-            confab_sync::cli::output::rfc3339_utc(unix_now()),
+            confab_sync::core::timestamp::rfc3339_utc(unix_now()),
             message
         );
         eprintln!("{}", self.guard.hide(&line));
@@ -502,7 +502,7 @@ impl<'a> Daemon<'a> {
             .to_string(),
         };
         let engine = live.engine.as_mut().expect("synced just now");
-        let timestamp = confab_sync::cli::output::rfc3339_utc(unix_now());
+        let timestamp = confab_sync::core::timestamp::rfc3339_utc(unix_now());
         match engine
             .instance
             .send_event(engine.handle, "session_end", &timestamp, payload.trim())

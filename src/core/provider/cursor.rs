@@ -15,6 +15,7 @@ use crate::core::metadata;
 use crate::core::protocol::ChunkMetadata;
 use crate::core::redact::Redactor;
 use crate::core::report::FileType;
+use crate::core::timestamp::rfc3339_utc;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -168,28 +169,6 @@ pub fn unwrap_user_query(text: &str) -> &str {
     }
 }
 
-/// `2026-12-01T22:35:00Z` from nanoseconds since the Unix epoch.
-pub fn rfc3339_utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil from days (Howard Hinnant's algorithm), days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 impl Provider for Cursor {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Cursor
@@ -267,7 +246,8 @@ impl Provider for Cursor {
             return None;
         }
         out.first_user_message.clone_from(&meta.first_user_message);
-        out.latest_message_at = (file.mtime_ns > 0).then(|| rfc3339_utc(file.mtime_ns));
+        out.latest_message_at =
+            (file.mtime_ns > 0).then(|| rfc3339_utc(file.mtime_ns / 1_000_000_000));
         out.summary = self.title.as_deref().map(|t| {
             let cleaned = metadata::sanitize_summary(&redact_text(redactor, t));
             metadata::cut_summary(&redact_text(redactor, &cleaned)).to_string()
@@ -314,19 +294,6 @@ mod tests {
         let assistant =
             r#"{"role":"assistant","message":{"content":[{"type":"text","text":"user"}]}}"#;
         assert_eq!(user_text(assistant), None);
-    }
-
-    #[test]
-    fn times_are_rfc3339_in_utc() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339_utc(1_772_000_000 * 1_000_000_000),
-            "2026-02-25T06:13:20Z"
-        );
-        assert_eq!(
-            rfc3339_utc(951_782_400 * 1_000_000_000 + 999),
-            "2000-02-29T00:00:00Z"
-        );
     }
 
     #[test]
