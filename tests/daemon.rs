@@ -695,7 +695,7 @@ fn a_hook_run_by_a_shell_that_does_not_exec_it_still_watches_the_agent() {
     let mut agent = Agent::start_hook(&home, SESSION_A, &a, true);
     wait_stored(&backend, &home, SESSION_A, &a);
     // The wrapper shell exited right after the hook: its parent, the agent,
-    // is watched instead, and the session lives on past the grace.
+    // is watched instead (said in the log), and the session lives on.
     assert!(
         eventually(LIMIT, || home
             .session_status(SESSION_A)
@@ -703,8 +703,12 @@ fn a_hook_run_by_a_shell_that_does_not_exec_it_still_watches_the_agent() {
         "the agent is the wrapper's parent; log:\n{}",
         home.log()
     );
-    std::thread::sleep(WRAPPER_GRACE);
-    assert!(events(&backend, SESSION_A).is_empty(), "no session_end yet");
+    assert!(
+        home.log().contains("its parent is the agent"),
+        "{}",
+        home.log()
+    );
+    assert!(events(&backend, SESSION_A).is_empty(), "no session_end");
     assert_eq!(home.registered(), vec![format!("{SESSION_A}.json")]);
     append(&a, &new_lines(2));
     wait_stored(&backend, &home, SESSION_A, &a);
