@@ -168,28 +168,7 @@ fn a_subagent_spawned_between_two_syncs_is_picked_up_by_the_second() {
 /// its `.txt` twin, and two subagents from other conversations' lines.
 fn nested_cursor(ws: &Workspace) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
     let flat = ws.copy_cursor_projects();
-    let id = CURSOR_IDS[0];
-    let dir = flat.join(id);
-    std::fs::create_dir_all(dir.join("subagents")).unwrap();
-    let transcript = dir.join(format!("{id}.jsonl"));
-    std::fs::rename(flat.join(format!("{id}.jsonl")), &transcript).unwrap();
-    std::fs::rename(
-        flat.join(format!("{id}.txt")),
-        dir.join(format!("{id}.txt")),
-    )
-    .unwrap();
-    let mut subs = Vec::new();
-    for other in &CURSOR_IDS[1..3] {
-        let sub = dir.join("subagents").join(format!("{other}.jsonl"));
-        std::fs::copy(flat.join(format!("{other}.jsonl")), &sub).unwrap();
-        std::fs::write(
-            dir.join("subagents").join(format!("{other}.txt")),
-            b"user: hi\n",
-        )
-        .unwrap();
-        subs.push(sub);
-    }
-    (transcript, subs)
+    nest_cursor_conversation(&flat, CURSOR_IDS[0], &CURSOR_IDS[1..3])
 }
 
 fn cursor_first_user_message(path: &Path) -> String {

@@ -146,24 +146,8 @@ fn wasmtime_run_syncs_a_nested_cursor_conversation_with_its_subagents() {
     let ws = Workspace::new();
     let flat = ws.copy_cursor_projects();
     let id = CURSOR_IDS[2];
-    let dir = flat.join(id);
-    std::fs::create_dir_all(dir.join("subagents")).unwrap();
-    let transcript = dir.join(format!("{id}.jsonl"));
-    std::fs::rename(flat.join(format!("{id}.jsonl")), &transcript).unwrap();
-    std::fs::rename(
-        flat.join(format!("{id}.txt")),
-        dir.join(format!("{id}.txt")),
-    )
-    .unwrap();
-    let sub = dir
-        .join("subagents")
-        .join(format!("{}.jsonl", CURSOR_IDS[1]));
-    std::fs::copy(flat.join(format!("{}.jsonl", CURSOR_IDS[1])), &sub).unwrap();
-    std::fs::write(
-        dir.join("subagents").join(format!("{}.txt", CURSOR_IDS[1])),
-        b"twin",
-    )
-    .unwrap();
+    let (transcript, subs) = nest_cursor_conversation(&flat, id, &CURSOR_IDS[1..2]);
+    let (dir, sub) = (transcript.parent().unwrap().to_path_buf(), &subs[0]);
     let done = wasmtime_run(
         &[&dir],
         &env_for(&backend.url()),
@@ -177,7 +161,7 @@ fn wasmtime_run_syncs_a_nested_cursor_conversation_with_its_subagents() {
     assert_eq!(backend.file_names(id), names, "no .txt twin goes up");
     // The transcript is one record without its newline: stored whole.
     assert_stored_as(&backend, "cursor", id, &format!("{id}.jsonl"), &transcript);
-    assert_stored_as(&backend, "cursor", id, &sub_name, &sub);
+    assert_stored_as(&backend, "cursor", id, &sub_name, sub);
     let snapshot = backend.session_of("cursor", id).unwrap();
     assert_eq!(snapshot.file_types[&sub_name], "agent");
     let first = snapshot.chunk_metadata["first_user_message"]

@@ -49,6 +49,42 @@ impl Workspace {
     }
 }
 
+/// Turns conversation `id` of `flat` (an `agent-transcripts` folder of the
+/// older flat layout, as [`Workspace::copy_cursor_projects`] gives) into
+/// the nested one: `<id>/<id>.jsonl` (no final newline, as Cursor writes)
+/// beside its `.txt` twin, and each of `subagents` copied in as
+/// `subagents/<other>.jsonl` with a `.txt` twin too (twins are never
+/// uploaded). Returns the transcript and the subagent files.
+pub fn nest_cursor_conversation(
+    flat: &Path,
+    id: &str,
+    subagents: &[&str],
+) -> (PathBuf, Vec<PathBuf>) {
+    let dir = flat.join(id);
+    std::fs::create_dir_all(dir.join("subagents")).unwrap();
+    let transcript = dir.join(format!("{id}.jsonl"));
+    std::fs::rename(flat.join(format!("{id}.jsonl")), &transcript).unwrap();
+    std::fs::rename(
+        flat.join(format!("{id}.txt")),
+        dir.join(format!("{id}.txt")),
+    )
+    .unwrap();
+    let subs = subagents
+        .iter()
+        .map(|other| {
+            let sub = dir.join("subagents").join(format!("{other}.jsonl"));
+            std::fs::copy(flat.join(format!("{other}.jsonl")), &sub).unwrap();
+            std::fs::write(
+                dir.join("subagents").join(format!("{other}.txt")),
+                b"user: hi\n",
+            )
+            .unwrap();
+            sub
+        })
+        .collect();
+    (transcript, subs)
+}
+
 fn copy_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -68,20 +68,11 @@ pub fn cursor() -> SessionFixture {
     let ws = Workspace::new();
     let flat = ws.copy_cursor_projects();
     let id = CURSOR_IDS[1];
-    let dir = flat.join(id);
-    std::fs::create_dir_all(dir.join("subagents")).unwrap();
-    let transcript = dir.join(format!("{id}.jsonl"));
-    std::fs::rename(flat.join(format!("{id}.jsonl")), &transcript).unwrap();
-    std::fs::rename(
-        flat.join(format!("{id}.txt")),
-        dir.join(format!("{id}.txt")),
-    )
-    .unwrap();
+    let (transcript, subs) = nest_cursor_conversation(&flat, id, &[CURSOR_IDS[0], CURSOR_IDS[3]]);
+    let dir = transcript.parent().unwrap().to_path_buf();
     let mut files = vec![(base_name(&transcript), transcript.clone())];
-    for other in [CURSOR_IDS[0], CURSOR_IDS[3]] {
-        let sub = dir.join("subagents").join(format!("{other}.jsonl"));
-        std::fs::copy(flat.join(format!("{other}.jsonl")), &sub).unwrap();
-        files.push((format!("subagents/{other}.jsonl"), sub));
+    for sub in subs {
+        files.push((format!("subagents/{}", base_name(&sub)), sub));
     }
     SessionFixture {
         provider: "cursor",
